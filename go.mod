@@ -6,3 +6,8 @@ require (
 	github.com/yalue/onnxruntime_go v1.27.0
 	google.golang.org/protobuf v1.36.12
 )
+
+require (
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)

@@ -112,14 +112,17 @@ func Layers(g *pb.GraphProto) ([]Layer, error) {
 			if s.input >= len(n.Input) || claimed[n.Input[s.input]] {
 				continue
 			}
-			name := n.Input[s.input]
-			t := ix.Tensor(name)
-			if t == nil || !IsFloat(t.GetDataType()) {
+			name, t, perm := ix.weightSource(n.Input[s.input])
+			if t == nil || !IsFloat(t.GetDataType()) || claimed[name] {
 				continue
 			}
 			claimed[name] = true
+			axis := s.axis(n, len(t.GetDims()))
+			if perm != nil {
+				axis = int(perm[axis])
+			}
 			params = append(params, Param{Name: name, Role: s.role, Dims: t.GetDims(), DType: t.GetDataType(),
-				UnitAxis: s.axis(n, len(t.GetDims())), Tensor: t})
+				UnitAxis: axis, Tensor: t})
 		}
 		if len(params) == 0 {
 			if l, ok := addedBias(ix, n, byNode, layers, claimed); ok {
@@ -146,7 +149,13 @@ func order(l Layer, pos map[int]int) int {
 
 // nodeSlots returns the weight inputs of n.
 func nodeSlots(ix *Index, n *pb.NodeProto) []slot {
-	isConst := func(k int) bool { return k < len(n.Input) && ix.Tensor(n.Input[k]) != nil }
+	isConst := func(k int) bool {
+		if k >= len(n.Input) {
+			return false
+		}
+		_, t, _ := ix.weightSource(n.Input[k])
+		return t != nil
+	}
 	switch n.GetOpType() {
 	case "Gemm":
 		transA, transB := AttrInt(n, "transA", 0) != 0, AttrInt(n, "transB", 0) != 0
@@ -167,6 +176,39 @@ func nodeSlots(ix *Index, n *pb.NodeProto) []slot {
 		return nil
 	}
 	return slots[n.GetOpType()]
+}
+
+// weightSource finds the constant tensor behind a weight input: the value
+// itself, or the input of a Transpose of a constant (older PyTorch exports a
+// bias-free Linear as Transpose(W) -> MatMul). perm is that Transpose's
+// permutation, mapping axes of the value to axes of the tensor, or nil.
+func (ix *Index) weightSource(value string) (name string, t *pb.TensorProto, perm []int64) {
+	if t := ix.Tensor(value); t != nil {
+		return value, t, nil
+	}
+	p, ok := ix.Producer[value]
+	if !ok {
+		return "", nil, nil
+	}
+	n := ix.Graph.Node[p]
+	if n.GetOpType() != "Transpose" || len(n.Input) != 1 || len(ix.Consumers[value]) != 1 {
+		return "", nil, nil
+	}
+	t = ix.Tensor(n.Input[0])
+	if t == nil {
+		return "", nil, nil
+	}
+	rank := len(t.GetDims())
+	perm = AttrInts(n, "perm", nil)
+	if perm == nil {
+		for i := rank - 1; i >= 0; i-- {
+			perm = append(perm, int64(i))
+		}
+	}
+	if len(perm) != rank {
+		return "", nil, nil
+	}
+	return n.Input[0], t, perm
 }
 
 func b2i(b bool) int {
@@ -222,7 +264,8 @@ func addedBias(ix *Index, n *pb.NodeProto, byNode map[int]int, layers []Layer, c
 		case "MatMul", "Gemm":
 			// The output's last axis holds the units when the weight is
 			// the right operand.
-			fits = len(dims) == 1 && dims[0] == units && w.Name == ix.Graph.Node[p].Input[1]
+			right, _, _ := ix.weightSource(ix.Graph.Node[p].Input[1])
+			fits = len(dims) == 1 && dims[0] == units && w.Name == right
 		}
 		if fits {
 			axis := len(t.GetDims()) - len(dims)
