@@ -11,6 +11,10 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/hyperrep/hyperrep/internal/progress"
 )
 
 // command is one subcommand: its flags are declared by setup, which returns
@@ -126,6 +130,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// newBar starts a progress bar on errw, drawn in place when errw is a
+// terminal.
+func newBar(label string, total int64, unit string) *progress.Bar {
+	f, ok := errw.(*os.File)
+	return progress.NewTo(errw, ok && term.IsTerminal(int(f.Fd())), label, total, unit)
 }
 
 // oneLine keeps an error to the single line the user sees.
