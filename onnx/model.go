@@ -60,7 +60,6 @@ func Read(path string) (*Model, error) {
 		// large as the model. Handing it back to the OS now keeps it from
 		// adding to the peak of what the caller allocates next (tokenizing
 		// a 100 MB model peaks at 2.7x its size instead of 3.4x).
-		data = nil
 		debug.FreeOSMemory()
 	}
 	return m, nil
