@@ -198,6 +198,30 @@ func TestExternalData(t *testing.T) {
 	}
 }
 
+func TestWriteGoesExternalOverTheProtobufLimit(t *testing.T) {
+	defer func(old int) { maxProtoSize = old }(maxProtoSize)
+	maxProtoSize = 4096
+	b := NewBuilder("big", 0)
+	x := b.Input("x", Float, -1, 64)
+	w := b.Float("w", []int64{64, 64}, make([]float32, 64*64))
+	b.Output(b.Node("MatMul", []string{x, w}), Float, -1, 64)
+	m := b.Model()
+	path := filepath.Join(t.TempDir(), "big.onnx")
+	if err := m.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path + ".data"); err != nil || fi.Size() != 64*64*4 {
+		t.Fatalf("external data file: %v, %v", fi, err)
+	}
+	back, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(back.Proto, m.Proto) {
+		t.Fatal("model written with external data reads back different")
+	}
+}
+
 func TestHalfConversionsExhaustive(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
 		f := HalfToFloat32(uint16(h))

@@ -13,8 +13,9 @@ import (
 )
 
 // maxProtoSize is the largest message protobuf parsers accept (2 GiB - 1);
-// larger models keep their big tensors in an external data file.
-const maxProtoSize = 1<<31 - 1
+// larger models keep their big tensors in an external data file. A variable
+// so that tests can cross it without building a 2 GiB model.
+var maxProtoSize = 1<<31 - 1
 
 // externalMinBytes is the size from which a tensor moves to the external data
 // file when a model is written with external data.
