@@ -16,9 +16,11 @@ const (
 // Builder assembles a graph node by node. Values are referred to by name;
 // nodes get unique names and outputs of the form "<op>_<k>" unless named.
 type Builder struct {
-	g     *pb.GraphProto
-	opset int64
-	count map[string]int
+	g      *pb.GraphProto
+	opset  int64
+	count  map[string]int
+	used   map[string]bool // value and node names taken, so generated ones are fresh
+	prefix string
 }
 
 // NewBuilder starts an empty graph called name for the given opset of the
@@ -27,7 +29,43 @@ func NewBuilder(name string, opset int64) *Builder {
 	if opset == 0 {
 		opset = DefaultOpset
 	}
-	return &Builder{g: &pb.GraphProto{Name: &name}, opset: opset, count: map[string]int{}}
+	return &Builder{g: &pb.GraphProto{Name: &name}, opset: opset, count: map[string]int{}, used: map[string]bool{}}
+}
+
+// Extend returns a builder that appends to g, an existing graph; generated
+// names start with prefix and never collide with names g already uses.
+func Extend(g *pb.GraphProto, opset int64, prefix string) *Builder {
+	b := NewBuilder(g.GetName(), opset)
+	b.g, b.prefix = g, prefix
+	for _, v := range g.GetInput() {
+		b.used[v.GetName()] = true
+	}
+	for _, t := range g.GetInitializer() {
+		b.used[t.GetName()] = true
+	}
+	for _, n := range g.GetNode() {
+		b.used[n.GetName()] = true
+		for _, o := range n.GetOutput() {
+			b.used[o] = true
+		}
+	}
+	return b
+}
+
+// Graph is the graph being built.
+func (b *Builder) Graph() *pb.GraphProto { return b.g }
+
+// Fresh returns a name, built from base, that the graph does not use yet.
+func (b *Builder) Fresh(base string) string {
+	for {
+		k := b.count[base]
+		b.count[base]++
+		name := fmt.Sprintf("%s%s_%d", b.prefix, base, k)
+		if !b.used[name] {
+			b.used[name] = true
+			return name
+		}
+	}
 }
 
 // valueInfo describes a tensor value; a negative dimension is symbolic and
@@ -50,6 +88,7 @@ func valueInfo(name string, dtype int32, dims []int64) *pb.ValueInfoProto {
 // Input declares a graph input and returns its name.
 func (b *Builder) Input(name string, dtype int32, dims ...int64) string {
 	b.g.Input = append(b.g.Input, valueInfo(name, dtype, dims))
+	b.used[name] = true
 	return name
 }
 
@@ -61,6 +100,7 @@ func (b *Builder) Output(name string, dtype int32, dims ...int64) {
 // Initializer adds a constant tensor and returns its name.
 func (b *Builder) Initializer(t *pb.TensorProto) string {
 	b.g.Initializer = append(b.g.Initializer, t)
+	b.used[t.GetName()] = true
 	return t.GetName()
 }
 
@@ -77,9 +117,7 @@ func (b *Builder) Int64s(name string, v ...int64) string {
 // Node adds a node with one output, named after the op, and returns the
 // output's name.
 func (b *Builder) Node(op string, inputs []string, attrs ...*pb.AttributeProto) string {
-	k := b.count[op]
-	b.count[op]++
-	return b.NodeAs(fmt.Sprintf("%s_%d", op, k), op, inputs, attrs...)
+	return b.NodeAs(b.Fresh(op), op, inputs, attrs...)
 }
 
 // NodeAs adds a node with one output; the node and its output are both
@@ -91,6 +129,10 @@ func (b *Builder) NodeAs(name, op string, inputs []string, attrs ...*pb.Attribut
 
 // NodeOut adds a node with the given outputs.
 func (b *Builder) NodeOut(name, op string, inputs, outputs []string, attrs ...*pb.AttributeProto) {
+	b.used[name] = true
+	for _, o := range outputs {
+		b.used[o] = true
+	}
 	b.g.Node = append(b.g.Node, &pb.NodeProto{Name: &name, OpType: &op,
 		Input: append([]string(nil), inputs...), Output: append([]string(nil), outputs...), Attribute: attrs})
 }

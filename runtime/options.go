@@ -52,6 +52,11 @@ type Options struct {
 	// is what many small sessions running side by side (training a zoo)
 	// want; Evaluate instead reads zero as one thread per CPU.
 	Threads int
+	// BasicOptimizations limits ORT's graph rewrites to those that keep
+	// standard ONNX ops. ORT's extended rewrites fuse ops into its own
+	// kernels, some of which exist for float32 only (Transpose+MatMul ->
+	// FusedMatMul), so float64 graphs need this.
+	BasicOptimizations bool
 }
 
 // sessionOptions builds ORT's options; the caller destroys them once the
@@ -73,6 +78,9 @@ func (o Options) sessionOptions(defaultThreads int) (*ort.SessionOptions, error)
 	err = so.SetIntraOpNumThreads(threads)
 	if err == nil {
 		err = so.SetInterOpNumThreads(1)
+	}
+	if err == nil && o.BasicOptimizations {
+		err = so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableBasic)
 	}
 	if err == nil && o.Device.CUDA {
 		err = appendCUDA(so, o.Device)
