@@ -118,7 +118,7 @@ func Layers(g *pb.GraphProto) ([]Layer, error) {
 			}
 			claimed[name] = true
 			axis := s.axis(n, len(t.GetDims()))
-			if perm != nil {
+			if perm != nil && axis < len(perm) {
 				axis = int(perm[axis])
 			}
 			params = append(params, Param{Name: name, Role: s.role, Dims: t.GetDims(), DType: t.GetDataType(),
@@ -208,6 +208,11 @@ func (ix *Index) weightSource(value string) (name string, t *pb.TensorProto, per
 	if len(perm) != rank {
 		return "", nil, nil
 	}
+	for _, a := range perm {
+		if a < 0 || a >= int64(rank) {
+			return "", nil, nil
+		}
+	}
 	return n.Input[0], t, perm
 }
 
@@ -244,7 +249,7 @@ func addedBias(ix *Index, n *pb.NodeProto, byNode map[int]int, layers []Layer, c
 		}
 		l := layers[li]
 		w := l.Params[0]
-		if w.Role != RoleWeight || len(l.Params) != 1 {
+		if w.Role != RoleWeight || len(l.Params) != 1 || w.UnitAxis >= len(w.Dims) {
 			continue
 		}
 		units := w.Dims[w.UnitAxis]
