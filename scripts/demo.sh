@@ -15,6 +15,11 @@ for m in "${models[@]}"; do
   "$bin" inspect "$m"
   "$bin" tokenize "$m" -o "$out/$name.safetensors"
   "$bin" detokenize "$out/$name.safetensors" --template "$m" -o "$out/$name.rebuilt.onnx"
+  if cmp -s "$m" "$out/$name.rebuilt.onnx"; then
+    echo "rebuilt from its tokens: byte-identical to $m"
+  else
+    echo "rebuilt from its tokens: DIFFERS from $m" >&2; exit 1
+  fi
   "$bin" permute "$m" --seed 1 -o "$out/$name.permuted.onnx"
   echo
 done

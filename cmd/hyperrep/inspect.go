@@ -127,7 +127,7 @@ func inspect(path string, tokenSize int) (*inspectReport, error) {
 		lr := layerReport{Name: l.Name, Op: l.Op}
 		for _, q := range l.Params {
 			lr.Params = append(lr.Params, paramReport{Name: q.Name, Role: string(q.Role), Shape: q.Dims,
-				DType: strings.ToLower(onnx.DTypeName(q.DType)), Size: q.Size(), UnitAxis: q.UnitAxis})
+				DType: dtypeLabel(q.DType), Size: q.Size(), UnitAxis: q.UnitAxis})
 			rep.Parameters += q.Size()
 		}
 		rep.Layers = append(rep.Layers, lr)
@@ -142,7 +142,7 @@ func valueOf(v *pb.ValueInfoProto) valueReport {
 		r.DType = "non-tensor"
 		return r
 	}
-	r.DType = strings.ToLower(onnx.DTypeName(tt.GetElemType()))
+	r.DType = dtypeLabel(tt.GetElemType())
 	for _, d := range tt.GetShape().GetDim() {
 		switch {
 		case d.GetDimParam() != "":
@@ -178,6 +178,17 @@ func printInspect(r *inspectReport) {
 	tw.Flush()
 	fmt.Fprintf(out, "  %d layers, %s parameters, %d tokens of width %d\n",
 		len(r.Layers), thousands(r.Parameters), r.Tokens, r.TokenWidth)
+}
+
+// dtypeLabel names a dtype the way frameworks do: float32, int64, bfloat16.
+func dtypeLabel(dt int32) string {
+	switch dt {
+	case onnx.Float:
+		return "float32"
+	case onnx.Double:
+		return "float64"
+	}
+	return strings.ToLower(onnx.DTypeName(dt))
 }
 
 // thousands formats n with comma separators.
