@@ -1,5 +1,7 @@
 package dataset
 
+import "github.com/hyperrep/hyperrep/internal/rng"
+
 import "fmt"
 
 // Set is one split of a dataset, held in memory.
@@ -44,7 +46,7 @@ func (s *Set) Slice(i, j int) *Set {
 func (s *Set) Shuffle(seed int64) {
 	d := s.SampleSize()
 	tmp := make([]float32, d)
-	shuffle(s.N, seed, func(i, j int) {
+	rng.New(uint64(seed)).Shuffle(s.N, func(i, j int) {
 		if i == j {
 			return
 		}

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"github.com/hyperrep/hyperrep/internal/rng"
+
 	"fmt"
 
 	"github.com/hyperrep/hyperrep/onnx"
@@ -60,7 +62,7 @@ func PermuteLayers(m *onnx.Model, seed int64) (*onnx.Model, []PermuteResult, err
 	if err != nil {
 		return nil, nil, err
 	}
-	rng := &splitMix{s: uint64(seed)}
+	rng := rng.New(uint64(seed))
 	var res []PermuteResult
 	for _, l := range layers {
 		if !hasUnits[l.Op] || l.Node < 0 || l.Params[0].Role == onnx.RoleOther {
@@ -74,7 +76,7 @@ func PermuteLayers(m *onnx.Model, seed int64) (*onnx.Model, []PermuteResult, err
 		if err != nil {
 			r.Reason = err.Error()
 		} else {
-			c.apply(rng.perm(c.units))
+			c.apply(rng.Perm(c.units))
 			r.Permuted = true
 		}
 		res = append(res, r)
