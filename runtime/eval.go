@@ -79,11 +79,16 @@ func newEvaluation(s *Session, set *dataset.Set, batchSize int) (*evaluation, er
 		return nil, fmt.Errorf("runtime: model input %q has shape %s, which cannot take %s samples of %dx%dx%d",
 			in.Name, shapeString(in.Shape), set.Name, set.C, set.H, set.W)
 	}
-	if out.DType != Float32 || len(out.Shape) != 2 || (out.Shape[1] >= 0 && out.Shape[1] < int64(set.Classes)) {
+	// An output declared without a shape is checked when it runs.
+	matrix := len(out.Shape) == 2
+	if out.DType != Float32 || !matrix && !s.unknown[0] || matrix && out.Shape[1] >= 0 && out.Shape[1] < int64(set.Classes) {
 		return nil, fmt.Errorf("runtime: model output %q is %s%s; want float32 [N K] logits with K >= the %d classes of %s",
 			out.Name, out.DType, shapeString(out.Shape), set.Classes, set.Name)
 	}
-	e.classes = out.Shape[1]
+	e.classes = -1
+	if matrix {
+		e.classes = out.Shape[1]
+	}
 	switch {
 	case in.Shape[0] > 0:
 		e.batch, e.fixed = int(in.Shape[0]), true
@@ -213,13 +218,11 @@ func (e *evaluation) runBatch(ctx context.Context, b *buffers, i, n int) error {
 	s, set := e.s, e.set
 	// The other outputs still need what Run gives them: a model may also
 	// output, say, a scalar loss.
-	outs, err := s.outputValues(1, s.unknownScalars.Load())
-	if err == nil {
-		if b.out != nil {
-			outs[0] = b.out
-		}
-		err = s.s.RunWithOptions([]ort.Value{b.in}, outs, e.ro)
+	var first ort.Value
+	if b.out != nil {
+		first = b.out
 	}
+	outs, err := s.run([]ort.Value{b.in}, first, e.ro)
 	if b.out == nil {
 		defer destroy(outs)
 	} else {

@@ -31,13 +31,16 @@ type Session struct {
 	outputs []Info
 	device  Device
 
-	// Outputs that ORT reports with an empty shape are either declared
-	// scalars, or of a rank nobody knows until the model runs (see
-	// declared.go). The unknown ones are first taken to be tensors, and
-	// taken to be scalars from the first run that shows they are.
-	scalar         []bool
-	unknown        []bool
-	unknownScalars atomic.Bool
+	// Outputs declared as scalars are preallocated, since onnxruntime_go
+	// cannot allocate rank-0 values itself. Those declared without a shape
+	// are of a rank nobody knows until the model runs (see declared.go):
+	// each is first taken to be a tensor, and taken to be a scalar from the
+	// first run that shows it is one.
+	scalar  []bool
+	unknown []bool
+	learnt  []atomic.Bool
+
+	bindingSet
 }
 
 // NewSession loads an ONNX model (the bytes of a .onnx file) with the given
@@ -51,7 +54,7 @@ func newSession(model []byte, opts Options, defaultThreads int) (*Session, error
 	if err := Init(); err != nil {
 		return nil, err
 	}
-	inputs, outputs, err := describe(model)
+	sig, err := describe(model)
 	if err != nil {
 		return nil, err
 	}
@@ -60,65 +63,17 @@ func newSession(model []byte, opts Options, defaultThreads int) (*Session, error
 		return nil, err
 	}
 	defer so.Destroy()
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, names(inputs), names(outputs), so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, names(sig.inputs), names(sig.outputs), so)
 	if err != nil {
 		if opts.Device.CUDA {
 			return nil, cudaError(opts.Device, err)
 		}
 		return nil, fmt.Errorf("runtime: creating session: %s", oneLine(err))
 	}
-	sess := &Session{s: s, inputs: inputs, outputs: outputs, device: opts.Device}
-	sess.scalar = make([]bool, len(outputs))
-	sess.unknown = make([]bool, len(outputs))
-	declared := declaredScalars(model)
-	for i, o := range outputs {
-		if len(o.Shape) == 0 {
-			sess.scalar[i] = declared[o.Name]
-			sess.unknown[i] = !declared[o.Name]
-		}
-	}
-	return sess, nil
-}
-
-// describe lists a model's inputs and outputs. onnxruntime_go learns them
-// by opening a throwaway CPU session, so a model is parsed twice.
-func describe(model []byte) (inputs, outputs []Info, err error) {
-	if len(model) == 0 {
-		return nil, nil, errors.New("runtime: empty model")
-	}
-	in, out, err := ort.GetInputOutputInfoWithONNXData(model)
-	if err != nil {
-		return nil, nil, fmt.Errorf("runtime: loading model: %s", oneLine(err))
-	}
-	if inputs, err = infos(in, "input"); err != nil {
-		return nil, nil, err
-	}
-	if outputs, err = infos(out, "output"); err != nil {
-		return nil, nil, err
-	}
-	// onnxruntime_go indexes the first input and output unconditionally
-	// when running, and panics if there is none.
-	if len(inputs) == 0 || len(outputs) == 0 {
-		return nil, nil, fmt.Errorf("runtime: model has %d inputs and %d outputs; running it needs at least one of each", len(inputs), len(outputs))
-	}
-	return inputs, outputs, nil
-}
-
-func infos(ios []ort.InputOutputInfo, kind string) ([]Info, error) {
-	out := make([]Info, len(ios))
-	for i, io := range ios {
-		if io.OrtValueType != ort.ONNXTypeTensor {
-			return nil, fmt.Errorf("runtime: %s %q is a %s; only dense tensors are supported", kind, io.Name, io.OrtValueType)
-		}
-		shape := []int64(io.Dimensions.Clone())
-		for j, d := range shape {
-			if d < 0 {
-				shape[j] = -1
-			}
-		}
-		out[i] = Info{Name: io.Name, DType: DType(io.DataType), Shape: shape}
-	}
-	return out, nil
+	return &Session{
+		s: s, inputs: sig.inputs, outputs: sig.outputs, device: opts.Device,
+		scalar: sig.scalar, unknown: sig.unknown, learnt: make([]atomic.Bool, len(sig.outputs)),
+	}, nil
 }
 
 func names(infos []Info) []string {
@@ -151,46 +106,60 @@ func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	guess := s.unknownScalars.Load()
-	res, err := s.runValues(in, guess)
-	// onnxruntime_go fails this way on an ORT-allocated scalar.
-	if errors.Is(err, ort.ZeroShapeLengthError) && !guess && slices.Contains(s.unknown, true) {
-		if res, err = s.runValues(in, true); err == nil {
-			s.unknownScalars.Store(true)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("runtime: run: %s", oneLine(err))
-	}
-	return res, nil
-}
-
-// runValues runs the model once and converts its outputs. Outputs of
-// unknown rank are preallocated as scalars if unknownScalars is set.
-func (s *Session) runValues(in []ort.Value, unknownScalars bool) ([]Tensor, error) {
-	out, err := s.outputValues(0, unknownScalars)
+	out, err := s.run(in, nil, nil)
 	defer destroy(out)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.s.Run(in, out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("runtime: run: %s", oneLine(err))
 	}
 	res := make([]Tensor, len(out))
 	for i, v := range out {
 		if res[i], err = tensorOf(v); err != nil {
-			return nil, fmt.Errorf("output %q: %v", s.outputs[i].Name, err)
+			return nil, fmt.Errorf("runtime: run: output %q: %v", s.outputs[i].Name, err)
 		}
 	}
 	return res, nil
 }
 
-// outputValues returns the preallocated outputs from index first on, with
-// nil in the places ORT is to allocate.
-func (s *Session) outputValues(first int, unknownScalars bool) ([]ort.Value, error) {
+// run runs the model once with first, when not nil, as the preallocated
+// first output, and returns the outputs; the caller destroys them, first
+// included if it was nil. An output of unknown rank that turns out to be a scalar fails
+// the run in onnxruntime_go; it is then learnt to be one and the run
+// repeated, at most once per such output over the session's life.
+func (s *Session) run(in []ort.Value, first ort.Value, ro *ort.RunOptions) ([]ort.Value, error) {
+	for {
+		out, err := s.outputValues(first)
+		if err == nil {
+			err = s.s.RunWithOptions(in, out, ro)
+		}
+		if err == nil || !errors.Is(err, ort.ZeroShapeLengthError) {
+			return out, err
+		}
+		// onnxruntime_go converts the outputs it allocated in order and
+		// stops at the failing one, leaving it and those after it nil (and
+		// the ORT values of the later ones unreleased: a small leak, once).
+		bad := slices.IndexFunc(out, isNil)
+		if bad < 0 || !s.unknown[bad] || s.learnt[bad].Load() {
+			return out, err
+		}
+		s.learnt[bad].Store(true)
+		if first != nil {
+			out[0] = nil
+		}
+		destroy(out)
+	}
+}
+
+// outputValues returns the outputs to pass to ORT: first (if not nil) in
+// place of the first, preallocated scalars where the model has them, and nil
+// in the places ORT is to allocate.
+func (s *Session) outputValues(first ort.Value) ([]ort.Value, error) {
 	out := make([]ort.Value, len(s.outputs))
-	for i := first; i < len(out); i++ {
-		v, err := newOutput(s.outputs[i], s.scalar[i] || unknownScalars && s.unknown[i])
+	for i := range out {
+		if i == 0 && first != nil {
+			out[0] = first
+			continue
+		}
+		v, err := newOutput(s.outputs[i], s.scalar[i] || s.learnt[i].Load())
 		if err != nil {
 			return out, fmt.Errorf("output %q: %v", s.outputs[i].Name, err)
 		}
@@ -249,18 +218,21 @@ func fits(got, want []int64) bool {
 // failed type in the outputs slice.
 func destroy(vals []ort.Value) {
 	for _, v := range vals {
-		if v != nil && !reflect.ValueOf(v).IsNil() {
+		if !isNil(v) {
 			v.Destroy()
 		}
 	}
 }
 
-// Close releases the session. It must not be called while a Run is in
-// progress; calling it again does nothing.
+func isNil(v ort.Value) bool { return v == nil || reflect.ValueOf(v).IsNil() }
+
+// Close releases the session and its Bindings. It must not be called while
+// a Run is in progress; calling it again does nothing.
 func (s *Session) Close() error {
 	if s.s == nil {
 		return nil
 	}
+	s.closeAll()
 	err := s.s.Destroy()
 	s.s = nil
 	if err != nil {
