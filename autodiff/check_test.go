@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/hyperrep/hyperrep/onnx"
@@ -12,10 +13,10 @@ import (
 )
 
 // gradCase is one op (or small graph) whose gradient is checked against
-// central finite differences. build declares float64 graph inputs with
-// static shapes through in and returns the value to differentiate; the loss
-// is the sum of that value times a fixed random tensor, so every output
-// element matters.
+// central finite differences. build declares graph inputs of the case's
+// dtype with static shapes through in and returns the value to
+// differentiate; the loss is the sum of that value times a fixed random
+// tensor, so every output element matters.
 type gradCase struct {
 	name  string
 	build func(b *onnx.Builder, in func(name string, shape ...int64) string) string
@@ -24,6 +25,16 @@ type gradCase struct {
 	init func(r *rand.Rand, name string, i int) float64
 	// tol is the largest relative error accepted; 0 means 1e-6.
 	tol float64
+	// dtype is onnx.Double (the default) or onnx.Float, for ops that ORT
+	// runs in float32 only (Conv, AveragePool, ...); such cases need a
+	// larger eps and tol.
+	dtype int32
+	// eps is the finite-difference step; 0 means 1e-6.
+	eps float64
+	// random marks graphs that draw random numbers (Dropout): ORT draws
+	// anew on every run, so each evaluation gets a fresh session, whose
+	// first run draws what the gradient graph's first run drew.
+	random bool
 }
 
 func checkGradients(t *testing.T, cases []gradCase) {
@@ -35,11 +46,15 @@ func checkGradients(t *testing.T, cases []gradCase) {
 
 func checkGradient(t *testing.T, tc gradCase) {
 	r := rand.New(rand.NewPCG(1, 2))
+	dtype := tc.dtype
+	if dtype == 0 {
+		dtype = onnx.Double
+	}
 	b := onnx.NewBuilder(tc.name, Opset)
 	var inputs []string
 	shapes := map[string][]int64{}
 	in := func(name string, shape ...int64) string {
-		inputs = append(inputs, b.Input(name, onnx.Double, shape...))
+		inputs = append(inputs, b.Input(name, dtype, shape...))
 		shapes[name] = shape
 		return name
 	}
@@ -53,57 +68,92 @@ func checkGradient(t *testing.T, tc gradCase) {
 	for i := range proj {
 		proj[i] = r.Float64()*2 - 1
 	}
-	rt := &pb.TensorProto{Name: ptr("projection"), Dims: yt.Shape, DataType: ptr(onnx.Double), DoubleData: proj}
+	rt := &pb.TensorProto{Name: ptr("projection"), Dims: yt.Shape, DataType: ptr(dtype)}
+	if dtype == onnx.Double {
+		rt.DoubleData = proj
+	} else {
+		rt.FloatData = make([]float32, len(proj))
+		for i, p := range proj {
+			rt.FloatData[i] = float32(p)
+			proj[i] = float64(rt.FloatData[i])
+		}
+	}
 	loss := b.Node("ReduceSum", []string{b.Node("Mul", []string{y, b.Initializer(rt)})}, onnx.Int("keepdims", 0))
-	b.Output(loss, onnx.Double)
+	b.Output(loss, dtype)
 	fwd := b.Model()
 
 	res, err := Gradients(fwd.Graph(), loss, inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := make([]runtime.Tensor, len(inputs))
+	values := make([][]float64, len(inputs))
 	for k, name := range inputs {
-		n := (&Tensor{Shape: shapes[name]}).Size()
-		v := make([]float64, n)
+		v := make([]float64, (&Tensor{Shape: shapes[name]}).Size())
 		for i := range v {
 			if tc.init != nil {
 				v[i] = tc.init(r, name, i)
 			} else {
 				v[i] = (0.5 + r.Float64()) * float64(1-2*r.IntN(2))
 			}
+			v[i] = representable(v[i], dtype)
 		}
-		values[k] = runtime.NewTensor(shapes[name], v)
+		values[k] = v
+	}
+	tensors := func() []runtime.Tensor {
+		out := make([]runtime.Tensor, len(inputs))
+		for k, name := range inputs {
+			out[k] = newTensor(shapes[name], values[k], dtype)
+		}
+		return out
 	}
 	gradModel := &onnx.Model{Proto: withGraph(fwd, res.Graph)}
-	outs := run(t, gradModel, values)
-	fwdSession := session(t, fwd)
+	fwd, gradModel = float64Erf(fwd), float64Erf(gradModel)
+	outs := run(t, gradModel, tensors())
+
+	// The finite differences sum the projection in float64, in Go: in
+	// float32 the summation's own rounding would swamp the differences.
+	probe := fwd.Clone()
+	probe.Graph().Output = []*pb.ValueInfoProto{valueInfo(y, yt)}
+	fwdSession := session(t, probe)
 	defer fwdSession.Close()
 	lossAt := func() float64 {
-		o, err := fwdSession.Run(values...)
+		s := fwdSession
+		if tc.random {
+			s = session(t, probe)
+			defer s.Close()
+		}
+		o, err := s.Run(tensors()...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return o[0].Data.([]float64)[0]
+		var sum float64
+		for i, v := range floats(o[0]) {
+			sum += proj[i] * v
+		}
+		return sum
 	}
 	tol := tc.tol
 	if tol == 0 {
 		tol = 1e-6
 	}
-	const eps = 1e-6
+	eps := tc.eps
+	if eps == 0 {
+		eps = 1e-6
+	}
 	for k, name := range inputs {
-		got := outs[1+k].Data.([]float64)
-		v := values[k].Data.([]float64)
+		got := floats(outs[1+k])
+		v := values[k]
 		var worst, scale float64
 		fd := make([]float64, len(v))
 		for i := range v {
 			x := v[i]
-			v[i] = x + eps
-			up := lossAt()
-			v[i] = x - eps
-			down := lossAt()
+			up, down := representable(x+eps, dtype), representable(x-eps, dtype)
+			v[i] = up
+			lu := lossAt()
+			v[i] = down
+			ld := lossAt()
 			v[i] = x
-			fd[i] = (up - down) / (2 * eps)
+			fd[i] = (lu - ld) / (up - down)
 			worst = max(worst, math.Abs(got[i]-fd[i]))
 			scale = max(scale, math.Abs(fd[i]))
 		}
@@ -111,6 +161,44 @@ func checkGradient(t *testing.T, tc gradCase) {
 			t.Errorf("d loss / d %s: relative error %.3g > %.0g\n analytic %v\n numeric  %v", name, rel, tol, short(got), short(fd))
 		}
 	}
+}
+
+// representable rounds x to the nearest value of dtype, so that finite
+// differences divide by the step the graph actually sees.
+func representable(x float64, dtype int32) float64 {
+	if dtype == onnx.Float {
+		return float64(float32(x))
+	}
+	return x
+}
+
+// newTensor copies v into a tensor of dtype: ORT may write into an input
+// (a training-mode BatchNormalization stores running statistics it does
+// not output in its mean and var inputs), which must not move the point
+// the differences are taken at.
+func newTensor(shape []int64, v []float64, dtype int32) runtime.Tensor {
+	if dtype == onnx.Float {
+		f := make([]float32, len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		return runtime.NewTensor(shape, f)
+	}
+	return runtime.NewTensor(shape, slices.Clone(v))
+}
+
+func floats(t runtime.Tensor) []float64 {
+	switch d := t.Data.(type) {
+	case []float64:
+		return d
+	case []float32:
+		out := make([]float64, len(d))
+		for i, x := range d {
+			out[i] = float64(x)
+		}
+		return out
+	}
+	panic(fmt.Sprintf("tensor of %s, want float32 or float64", t.DType))
 }
 
 func short(v []float64) string {
