@@ -10,5 +10,15 @@
 // ops the package knows.
 //
 // Rules are grouped by family of ops, one file each, and every rule is
-// checked against central finite differences on float64 graphs.
+// checked against central finite differences: on float64 graphs where ONNX
+// Runtime has float64 kernels, and against a float64 twin of the graph for
+// the ops it runs in float32 only (Conv, AveragePool).
+//
+// Optimiser updates (SGD with momentum and Nesterov, Adam, AdamW, with
+// PyTorch's semantics) are appended to the gradient graph as ONNX ops too,
+// per Group of parameters with its own learning rate, schedule and gradient
+// clipping, so that many models can train in one graph. A Trainer runs
+// forward, backward and update as one ORT session and keeps weights and
+// optimiser state in ORT tensors between steps, swapping two sets of them,
+// with no Go-side copy of the weights per step.
 package autodiff
