@@ -25,6 +25,7 @@ demo: setup build
 # Benchmarks report domain units (params/s, peak memory); see README "Benchmarks".
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./...
+	@./scripts/bench_zoo.sh $(BIN)
 
 # Each fuzz target for FUZZTIME (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s

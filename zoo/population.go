@@ -1,0 +1,421 @@
+package zoo
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hyperrep/hyperrep/autodiff"
+	"github.com/hyperrep/hyperrep/onnx"
+)
+
+// A population is P models of one architecture and activation trained in
+// one ORT graph. Each model has its own weights, data, learning rate,
+// weight decay and dropout masks; nothing mixes across models, so each
+// model's gradient is the one it would have alone.
+//
+// Layout (chosen by BenchmarkLayout and the op measurements of
+// ops_bench_test.go): image batches are [B, P·C, H, W], model p's B images
+// in the channels of group p, and every convolution is a Conv with group=P.
+// (Measured on these machines, a grouped Conv costs what P single-model
+// Convs cost, while im2col by Gather and batched MatMul ran 5-8x slower.)
+// A convolution followed by a 2×2 max-pool is written as one stride-2
+// convolution over the four pooling phases: its weight [P·4·O, C, k+1,
+// k+1] holds the k×k kernel at the four offsets (a MatMul of the weight by
+// a constant 0/1 matrix, so its gradient flows back to the k×k weight), and
+// the pool is the elementwise Max of the four phase outputs (ties share the
+// gradient equally, as with autodiff's MaxPool rule). This avoids
+// MaxPool's gradient, which on ORT needs either MaxPool's slow Indices
+// output or comparisons that broadcast along the innermost axis, both
+// several times the cost of the convolution. Fully connected layers are
+// batched MatMuls over [P, B, features]. The weights of all models are one
+// flat [P, NumParams] tensor, so that the optimiser is a dozen elementwise
+// ops over all of them (per-tensor updates cost ~150 small ORT nodes, a
+// sixth of a step), and concatPaddedSlices turns the gradient of the four
+// phase slices into one Concat.
+//
+// layoutPool writes the convolutions as the eval model does (Conv, then
+// MaxPool); with P=1 it is the plain single-model training graph, the
+// reference of the equivalence tests and the baseline of the benchmarks.
+type layout int
+
+const (
+	layoutPhase layout = iota
+	layoutPool
+)
+
+// popSpec fixes the graph of a population.
+type popSpec struct {
+	arch    *Arch
+	act     string
+	models  int
+	batch   int
+	dropout bool   // training graphs take dropout masks
+	opt     string // "adam", "adamw" or "sgd"
+	layout  layout
+}
+
+// Adam's constants, as PyTorch's defaults.
+const (
+	adamBeta1 = 0.9
+	adamBeta2 = 0.999
+	adamEps   = 1e-8
+)
+
+// stateNames lists the optimiser state kept per parameter.
+func stateNames(opt string) []string {
+	if opt == "sgd" {
+		return []string{"momentum_buffer"}
+	}
+	return []string{"exp_avg", "exp_avg_sq"}
+}
+
+// io is a graph input or output: its name and shape.
+type io struct {
+	name  string
+	dtype int32
+	shape []int64
+}
+
+// popGraph is a built population graph and how to feed it.
+type popGraph struct {
+	model   *onnx.Model
+	inputs  []io
+	outputs []io
+}
+
+// imageInput is the layout of a population's image input: [B, P·C, H, W]
+// for convolutional architectures, [P, B, C·H·W] for the MLP.
+func (s *popSpec) imageInput(batch int) []int64 {
+	a, p, b := s.arch, int64(s.models), int64(batch)
+	if a.layers[0].k == 0 {
+		return []int64{p, b, int64(a.C * a.H * a.W)}
+	}
+	return []int64{b, p * int64(a.C), int64(a.H), int64(a.W)}
+}
+
+// maskShapes gives the shape of the dropout mask after each hidden layer.
+func (s *popSpec) maskShapes(batch int) []io {
+	a, p, b := s.arch, int64(s.models), int64(batch)
+	var out []io
+	for i, l := range a.layers[:len(a.layers)-1] {
+		name := "dropout." + l.name
+		if l.k == 0 {
+			out = append(out, io{name, onnx.Float, []int64{p, b, int64(l.out)}})
+			continue
+		}
+		h, w := a.spatial[i][0]-l.k+1, a.spatial[i][1]-l.k+1
+		if l.pool {
+			h, w = h/2, w/2
+		}
+		out = append(out, io{name, onnx.Float, []int64{b, p * int64(l.out), int64(h), int64(w)}})
+	}
+	return out
+}
+
+// weightsInput is the flat weights of all models, [P, NumParams]: each
+// model's Params one after the other, in the order of Arch.Params. One flat
+// tensor keeps the optimiser's update to a dozen elementwise ops over all
+// weights, where per-tensor updates cost ~150 small ORT nodes.
+func (s *popSpec) weightsInput() io {
+	return io{"weights", onnx.Float, []int64{int64(s.models), int64(s.arch.NumParams())}}
+}
+
+// unflatten emits each Param of every model, [P, ...], as a view of the
+// flat weights, named after the Param.
+func (s *popSpec) unflatten(b *onnx.Builder, flat string) []string {
+	var names []string
+	off := int64(0)
+	for _, p := range s.arch.Params() {
+		n := int64(p.Size())
+		v := b.Node("Slice", []string{flat, int64s(b, off), int64s(b, off+n), int64s(b, 1)})
+		names = append(names, b.NodeAs(p.Name, "Reshape", []string{v, int64s(b, slices.Concat([]int64{int64(s.models)}, p.Shape)...)}))
+		off += n
+	}
+	return names
+}
+
+// forward emits the models' logits [P, B, classes] from the image input x;
+// masks, if given, are the names of the dropout masks after each hidden
+// layer. With shared, x holds one batch that every model sees, [B, C, H,
+// W] or [B, D] (an MLP's), and the first layer is one Conv or MatMul
+// producing every model's units.
+func (s *popSpec) forward(b *onnx.Builder, x string, batch int, masks []string, shared bool) string {
+	a := s.arch
+	P, B := int64(s.models), int64(batch)
+	for i, l := range a.layers {
+		w, bias := l.name+".weight", l.name+".bias"
+		O, C := int64(l.out), int64(l.in)
+		if l.k > 0 {
+			h, wd := int64(a.spatial[i][0]), int64(a.spatial[i][1])
+			x = s.conv(b, x, l, w, bias, B, h, wd, shared && i == 0)
+		} else {
+			if i > 0 && a.layers[i-1].k > 0 {
+				// [B, P·O', h, w] -> [B, P, F] -> [P, B, F]
+				x = reshape(b, x, B, P, C)
+				x = b.Node("Transpose", []string{x}, onnx.Ints("perm", 1, 0, 2))
+			}
+			// [P, B, in] · [P, in, out] + [P, 1, out] -> [P, B, out]
+			// (shared: [B, in] broadcasts over the models)
+			wt := b.Node("Transpose", []string{w}, onnx.Ints("perm", 0, 2, 1))
+			x = b.Node("Add", []string{b.Node("MatMul", []string{x, wt}), reshape(b, bias, P, 1, O)})
+		}
+		if i == len(a.layers)-1 {
+			break
+		}
+		x = activate(b, s.act, x)
+		if masks != nil {
+			x = b.Node("Mul", []string{x, masks[i]})
+		}
+	}
+	return x
+}
+
+// conv emits layer l of every model on x [B, P·C, h, w], pooled if the
+// layer pools, bias added: [B, P·O, h', w']. With shared, x is [B, C, h,
+// w], one batch for all models.
+func (s *popSpec) conv(b *onnx.Builder, x string, l layer, w, bias string, B, h, wd int64, shared bool) string {
+	P, O, C, k := int64(s.models), int64(l.out), int64(l.in), int64(l.k)
+	group := P
+	if shared {
+		group = 1
+	}
+	if !l.pool || s.layout == layoutPool {
+		// [P, O, C, k, k] -> [P·O, C, k, k]
+		y := b.Node("Conv", []string{x, reshape(b, w, P*O, C, k, k), reshape(b, bias, P*O)},
+			onnx.Int("group", group), onnx.Ints("kernel_shape", k, k))
+		if l.pool {
+			y = b.Node("MaxPool", []string{y}, onnx.Ints("kernel_shape", 2, 2), onnx.Ints("strides", 2, 2))
+		}
+		return y
+	}
+	// The four pooling phases (dy, dx) as one kernel of side k+1:
+	// [P, O, C, k·k] · E[k·k, 4·(k+1)²] -> [P, O, C, 4, (k+1)²]
+	// -> [P, 4, O, C, (k+1)²] -> [P·4·O, C, k+1, k+1].
+	k1 := k + 1
+	e := b.Float(b.Fresh(l.name+".phases"), []int64{k * k, 4 * k1 * k1}, phaseMatrix(int(k)))
+	pw := b.Node("MatMul", []string{reshape(b, w, P, O, C, k*k), e})
+	pw = b.Node("Transpose", []string{reshape(b, pw, P, O, C, 4, k1*k1)}, onnx.Ints("perm", 0, 3, 1, 2, 4))
+	pw = reshape(b, pw, P*4*O, C, k1, k1)
+	oh, ow := (h-k+1)/2, (wd-k+1)/2
+	y := b.Node("Conv", []string{x, pw}, onnx.Int("group", group), onnx.Ints("kernel_shape", k1, k1), onnx.Ints("strides", 2, 2))
+	// [B, P·4·O, oh, ow] -> [B, P, 4, O·oh·ow]; the max of the phases.
+	y = reshape(b, y, B, P, 4, O*oh*ow)
+	phases := make([]string, 4)
+	for ph := range phases {
+		phases[ph] = b.Node("Slice", []string{y, int64s(b, int64(ph)), int64s(b, int64(ph+1)), int64s(b, 2)})
+	}
+	y = b.Node("Max", phases)
+	// The bias, the same for the four phases, goes after their max.
+	// [B, P, 1, O·oh·ow] -> [B, P, O, oh·ow] + [P, O, 1] -> [B, P·O, oh, ow]
+	y = b.Node("Add", []string{reshape(b, y, B, P, O, oh*ow), reshape(b, bias, P, O, 1)})
+	return reshape(b, y, B, P*O, oh, ow)
+}
+
+// phaseMatrix places a k×k kernel, flattened, at the four offsets (dy, dx)
+// ∈ {0,1}² of a (k+1)×(k+1) kernel, phase dy·2+dx.
+func phaseMatrix(k int) []float32 {
+	k1 := k + 1
+	m := make([]float32, k*k*4*k1*k1)
+	for ph := range 4 {
+		dy, dx := ph/2, ph%2
+		for i := range k {
+			for j := range k {
+				m[(i*k+j)*4*k1*k1+ph*k1*k1+(i+dy)*k1+j+dx] = 1
+			}
+		}
+	}
+	return m
+}
+
+// reshape emits a Reshape of x to a static shape.
+func reshape(b *onnx.Builder, x string, shape ...int64) string {
+	return b.Node("Reshape", []string{x, int64s(b, shape...)})
+}
+
+// int64s is a constant 1-D int64 tensor, emitted once per value.
+func int64s(b *onnx.Builder, v ...int64) string {
+	name := "i64"
+	for _, x := range v {
+		name += fmt.Sprintf("_%d", x)
+	}
+	for _, t := range b.Graph().GetInitializer() {
+		if t.GetName() == name {
+			return name
+		}
+	}
+	return b.Int64s(name, v...)
+}
+
+// trainGraph builds one training step of the population: forward, loss,
+// gradients (autodiff) and the optimiser's update. Inputs, in order:
+// images, labels [P·B] int64, sample weights [P·B] (1/n for the n real
+// samples of a model's batch, 0 for padding), the dropout masks if any,
+// the flat weights [P, NumParams], the optimiser state (as many tensors of
+// that shape as stateNames lists), then lr and weight_decay [P, 1], and
+// momentum [P, 1] (sgd) or step [] (adam, adamw: the 1-based step count).
+// Outputs: each model's loss (its weighted sum, the batch mean) and correct
+// count [P], then the new weights and state.
+func (s *popSpec) trainGraph() (*popGraph, error) {
+	P, B := int64(s.models), int64(s.batch)
+	b := onnx.NewBuilder("population", autodiff.Opset)
+	g := &popGraph{}
+	in := func(b *onnx.Builder, v io) string {
+		g.inputs = append(g.inputs, v)
+		return b.Input(v.name, v.dtype, v.shape...)
+	}
+	x := in(b, io{"images", onnx.Float, s.imageInput(s.batch)})
+	labels := in(b, io{"labels", onnx.Int64, []int64{P * B}})
+	weights := in(b, io{"sample_weights", onnx.Float, []int64{P * B}})
+	var masks []string
+	if s.dropout {
+		for _, m := range s.maskShapes(s.batch) {
+			masks = append(masks, in(b, m))
+		}
+	}
+	wv := s.weightsInput()
+	flat := in(b, wv)
+	params := s.unflatten(b, flat)
+	logits := s.forward(b, x, s.batch, masks, false)
+	K := int64(s.arch.Classes)
+	scores := reshape(b, logits, P*B, K)
+	ce := b.Node("SoftmaxCrossEntropyLoss", []string{scores, labels}, onnx.Str("reduction", "none"))
+	perSample := b.Node("Mul", []string{ce, weights})
+	loss := b.NodeAs("loss", "ReduceSum", []string{perSample}, onnx.Int("keepdims", 0))
+	b.Output(loss, onnx.Float)
+
+	res, err := autodiff.Gradients(b.Model().Graph(), loss, params)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: population graph: %w", err)
+	}
+	gr := res.Graph
+	concatPaddedSlices(gr)
+	gr.Output = nil
+	e := onnx.Extend(gr, autodiff.Opset, "step/")
+	out := func(name string, dtype int32, shape []int64) {
+		e.Output(name, dtype, shape...)
+		g.outputs = append(g.outputs, io{name, dtype, shape})
+	}
+	modelLoss, correct := metrics(e, scores, perSample, labels, weights, P, B)
+	out(e.NodeAs("model_loss", "Identity", []string{modelLoss}), onnx.Float, []int64{P})
+	out(e.NodeAs("model_correct", "Identity", []string{correct}), onnx.Float, []int64{P})
+
+	// The gradient of the flat weights: [P, ...] per Param -> [P, NumParams].
+	var parts []string
+	for i, p := range s.arch.Params() {
+		parts = append(parts, reshape(e, res.Grads[params[i]], P, int64(p.Size())))
+	}
+	grad := e.Node("Concat", parts, onnx.Int("axis", 1))
+	var state []string
+	for _, sn := range stateNames(s.opt) {
+		state = append(state, in(e, io{sn, onnx.Float, wv.shape}))
+	}
+	u := &update{b: e, opt: s.opt, lr: in(e, io{"lr", onnx.Float, []int64{P, 1}}),
+		wd: in(e, io{"weight_decay", onnx.Float, []int64{P, 1}})}
+	if s.opt == "sgd" {
+		u.momentum = in(e, io{"momentum", onnx.Float, []int64{P, 1}})
+	} else {
+		u.step = in(e, io{"step", onnx.Float, nil})
+	}
+	nw, ns := u.apply(flat, grad, state)
+	out(e.NodeAs("new_weights", "Identity", []string{nw}), onnx.Float, wv.shape)
+	for k, sn := range stateNames(s.opt) {
+		out(e.NodeAs("new_"+sn, "Identity", []string{ns[k]}), onnx.Float, wv.shape)
+	}
+	g.model = e.Model()
+	return g, nil
+}
+
+// metrics emits each model's summed sample loss and its count of correct
+// predictions among real samples, both [P].
+func metrics(b *onnx.Builder, logits, perSample, labels, weights string, P, B int64) (loss, correct string) {
+	loss = b.Node("ReduceSum", []string{reshape(b, perSample, P, B), int64s(b, 1)}, onnx.Int("keepdims", 0))
+	pred := b.Node("ArgMax", []string{logits}, onnx.Int("axis", 1), onnx.Int("keepdims", 0))
+	hit := b.Node("And", []string{
+		b.Node("Equal", []string{pred, labels}),
+		b.Node("Greater", []string{weights, constFloat(b, "metrics.zero", 0)}),
+	})
+	hitf := b.Node("Cast", []string{hit}, onnx.Int("to", int64(onnx.Float)))
+	correct = b.Node("ReduceSum", []string{reshape(b, hitf, P, B), int64s(b, 1)}, onnx.Int("keepdims", 0))
+	return loss, correct
+}
+
+// evalGraph builds the forward pass of the population on a batch of images
+// that every model sees: inputs images [B, C·H·W], labels [B] int64,
+// sample weights [B] (1 for real samples, 0 for padding), then the weights;
+// outputs each model's summed cross-entropy and correct count [P].
+func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
+	a := s.arch
+	P, B, D := int64(s.models), int64(batch), int64(a.C*a.H*a.W)
+	b := onnx.NewBuilder("population_eval", autodiff.Opset)
+	g := &popGraph{}
+	in := func(v io) string {
+		g.inputs = append(g.inputs, v)
+		return b.Input(v.name, v.dtype, v.shape...)
+	}
+	shared := in(io{"images", onnx.Float, []int64{B, D}})
+	labels := in(io{"labels", onnx.Int64, []int64{B}})
+	weights := in(io{"sample_weights", onnx.Float, []int64{B}})
+	s.unflatten(b, in(s.weightsInput()))
+	x := shared
+	if a.layers[0].k > 0 {
+		x = reshape(b, shared, B, int64(a.C), int64(a.H), int64(a.W))
+	}
+	// The phase layout is also the faster forward pass: 7.7 µs per
+	// model-sample for cnn-s against 10 µs with Conv and MaxPool.
+	logits := reshape(b, s.forward(b, x, batch, nil, true), P*B, int64(a.Classes))
+	// Every model is scored on the same labels and weights: [B] -> [P·B].
+	lab := reshape(b, b.Node("Expand", []string{reshape(b, labels, 1, B), int64s(b, P, B)}), P*B)
+	wts := reshape(b, b.Node("Expand", []string{reshape(b, weights, 1, B), int64s(b, P, B)}), P*B)
+	ce := b.Node("SoftmaxCrossEntropyLoss", []string{logits, lab}, onnx.Str("reduction", "none"))
+	loss, correct := metrics(b, logits, b.Node("Mul", []string{ce, wts}), lab, wts, P, B)
+	for _, o := range []struct{ name, v string }{{"model_loss", loss}, {"model_correct", correct}} {
+		b.NodeAs(o.name, "Identity", []string{o.v})
+		b.Output(o.name, onnx.Float, P)
+		g.outputs = append(g.outputs, io{o.name, onnx.Float, []int64{P}})
+	}
+	g.model = b.Model()
+	return g, nil
+}
+
+// update emits optimiser steps with per-model hyperparameters, as PyTorch
+// computes them: Adam and SGD add weight_decay·w to the gradient (L2),
+// AdamW decays the weight itself; SGD's momentum buffer starts at zero,
+// which for dampening 0 equals PyTorch's first-step copy of the gradient.
+// autodiff's optimisers do the same per parameter group, with the
+// hyperparameters as constants and a scalar learning rate per group; a
+// population needs them per model, as [P, 1] tensors over its flat
+// weights, so they are emitted here (and checked against autodiff.Trainer
+// in TestPopulationMatchesTrainer).
+type update struct {
+	b                      *onnx.Builder
+	opt                    string
+	lr, wd, momentum, step string // [P, 1], [P, 1], [P, 1], []
+}
+
+// apply returns the new weights and state given the weights w, their
+// gradient and the state, all [P, N].
+func (u *update) apply(w, grad string, state []string) (string, []string) {
+	b := u.b
+	c := func(v float64) string { return constFloat(b, fmt.Sprintf("opt.c%g", v), float32(v)) }
+	mul := func(x, y string) string { return b.Node("Mul", []string{x, y}) }
+	add := func(x, y string) string { return b.Node("Add", []string{x, y}) }
+	sub := func(x, y string) string { return b.Node("Sub", []string{x, y}) }
+	div := func(x, y string) string { return b.Node("Div", []string{x, y}) }
+	g := grad
+	if u.opt != "adamw" {
+		g = add(g, mul(u.wd, w))
+	}
+	if u.opt == "sgd" {
+		buf := add(mul(u.momentum, state[0]), g)
+		return sub(w, mul(u.lr, buf)), []string{buf}
+	}
+	if u.opt == "adamw" {
+		w = mul(w, sub(c(1), mul(u.lr, u.wd)))
+	}
+	m := add(mul(c(adamBeta1), state[0]), mul(c(1-adamBeta1), g))
+	v := add(mul(c(adamBeta2), state[1]), mul(c(1-adamBeta2), mul(g, g)))
+	bc1 := sub(c(1), b.Node("Pow", []string{c(adamBeta1), u.step}))
+	bc2 := sub(c(1), b.Node("Pow", []string{c(adamBeta2), u.step}))
+	denom := add(div(b.Node("Sqrt", []string{v}), b.Node("Sqrt", []string{bc2})), c(adamEps))
+	return sub(w, mul(div(u.lr, bc1), div(m, denom))), []string{m, v}
+}
