@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make demo: the built-in default job on the fixture models. For each model:
-# inspect it, tokenize its weights and rebuild it from the tokens (checking the
-# rebuilt file is byte-for-byte the same model), permute its hidden units, and
-# evaluate original, rebuilt and permuted models on the MNIST test set.
+# make demo: the built-in default job. For each fixture model: inspect it,
+# tokenize its weights and rebuild it from the tokens (checking the rebuilt
+# file is byte-for-byte the same model), permute its hidden units, and
+# evaluate original, rebuilt and permuted models on the MNIST test set. Then
+# train a small model zoo in ONNX Runtime. A rerun resumes what is done.
 set -euo pipefail
 bin=${1:-bin/hyperrep}
 out=${2:-out/demo}
@@ -31,5 +32,11 @@ for m in "${models[@]}"; do
   files+=("$m" "$out/$name.rebuilt.onnx" "$out/$name.permuted.onnx")
 done
 "$bin" eval "${files[@]}" --dataset mnist
+
+echo
+echo "== a small model zoo: cnn-s, tanh and relu, 3 seeds, 3 epochs of 5,000 MNIST images"
+"$bin" zoo train --arch cnn-s --dataset mnist --activation tanh,relu --seeds 3 --epochs 3 \
+  --train-samples 5000 -o "$out/zoo"
+"$bin" zoo ls "$out/zoo"
 echo
 echo "demo outputs are in $out/"
