@@ -1,6 +1,8 @@
 package zoo
 
 import (
+	"github.com/hyperrep/hyperrep/internal/dirlock"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -10,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/hyperrep/hyperrep/internal/atomicfile"
 )
@@ -118,7 +119,7 @@ const (
 	modelFile      = "model.onnx"
 	optimizerFile  = "optimizer.safetensors"
 	checkpointStem = "checkpoint_"
-	lockFile       = ".lock"
+	lockFile       = dirlock.Name
 )
 
 func modelDir(dir, id string) string { return filepath.Join(dir, modelsDir, id) }
@@ -259,32 +260,16 @@ func isFile(path string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// lock takes the zoo directory for this process: two trainings writing one
-// zoo would clobber each other's epochs. The lock is an flock on dir/.lock,
-// which the kernel drops when the process dies, so a killed run never
-// leaves the zoo locked.
+// lock takes the zoo directory for this process (see internal/dirlock).
 func lock(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err = dirlock.Lock(dir)
+	if errors.Is(err, dirlock.ErrBusy) {
+		return nil, fmt.Errorf("zoo: %s is being trained by another process", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("zoo: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("zoo: %s is being trained by another process", dir)
-	}
-	return func() { f.Close() }, nil
-}
-
-// removeTemps deletes the temporary files that a killed atomic write
-// leaves in dir and its subdirectories (named like atomicfile's:
-// ".NAME.tmp...").
-func removeTemps(dir string) {
-	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp") {
-			os.Remove(path)
-		}
-		return nil
-	})
+	return unlock, nil
 }
 
 // Merge writes to dst, a new directory, the union of the given zoos: shards

@@ -1,6 +1,8 @@
 package zoo
 
 import (
+	"github.com/hyperrep/hyperrep/internal/atomicfile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -194,7 +196,7 @@ func (r *run) prepare(models []Hyper) error {
 	if err := os.MkdirAll(filepath.Join(r.dir, modelsDir), 0o755); err != nil {
 		return fmt.Errorf("zoo: %w", err)
 	}
-	removeTemps(r.dir)
+	atomicfile.RemoveTemps(r.dir)
 	if err := writeJSON(filepath.Join(r.dir, configFile), cfg); err != nil {
 		return err
 	}

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write creates path with the bytes write puts in the file it is given. On
 // any error the temporary file is removed and path is untouched.
 func Write(path string, write func(*os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempMark+"*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -44,5 +45,20 @@ func WriteBytes(path string, data []byte) error {
 	return Write(path, func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
+	})
+}
+
+// tempMark is in the name of every temporary file Write creates, after a
+// leading dot and the final name.
+const tempMark = ".tmp"
+
+// RemoveTemps deletes, in dir and below, the temporary files that writes
+// killed part-way left behind; a resumed job calls it before going on.
+func RemoveTemps(dir string) {
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), tempMark) {
+			os.Remove(path)
+		}
+		return nil
 	})
 }

@@ -42,3 +42,23 @@ func TestWriteIntoMissingDirFails(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "sub", "model.onnx")
+	os.MkdirAll(filepath.Dir(keep), 0o755)
+	os.WriteFile(keep, []byte("x"), 0o644)
+	// A temporary file as a killed Write leaves it.
+	f, err := os.CreateTemp(filepath.Dir(keep), ".model.onnx"+tempMark+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	RemoveTemps(dir)
+	if _, err := os.Stat(f.Name()); !os.IsNotExist(err) {
+		t.Errorf("temporary file survived: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a real file was removed: %v", err)
+	}
+}
