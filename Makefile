@@ -26,6 +26,7 @@ demo: setup build
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./...
 	@./scripts/bench_zoo.sh $(BIN)
+	@./scripts/bench_hyperrep.sh
 
 # Each fuzz target for FUZZTIME (make fuzz FUZZTIME=60s).
 FUZZTIME ?= 60s

@@ -141,7 +141,13 @@ func gradMatMul(c *Context, n *pb.NodeProto, dy []string) ([]string, error) {
 		g := c.Op("MatMul", []string{dy[0], c.swapLast(b, len(bt.Shape))})
 		dx[0] = c.Unbroadcast(g, append(slices.Clone(yt.Shape[:len(yt.Shape)-1]), at.Shape[len(at.Shape)-1]), at.Shape)
 	}
-	if c.Needs(b) {
+	if c.Needs(b) && len(bt.Shape) == 2 && len(at.Shape) > 2 {
+		// A weight shared by every row of a batch ([N, T, K] @ [K, E], a
+		// transformer's linear layers): one [K, N·T] @ [N·T, E] product
+		// rather than N products and a sum over an [N, K, E] temporary.
+		k, e := at.Shape[len(at.Shape)-1], yt.Shape[len(yt.Shape)-1]
+		dx[1] = c.Op("Gemm", []string{c.Reshape(a, []int64{-1, k}), c.Reshape(dy[0], []int64{-1, e})}, onnx.Int("transA", 1))
+	} else if c.Needs(b) {
 		g := c.Op("MatMul", []string{c.swapLast(a, len(at.Shape)), dy[0]})
 		full := append(slices.Clone(yt.Shape[:len(yt.Shape)-2]), bt.Shape[len(bt.Shape)-2], yt.Shape[len(yt.Shape)-1])
 		dx[1] = c.Unbroadcast(g, full, bt.Shape)

@@ -329,5 +329,7 @@ func (s OneCycleLR) LR(step int) float64 {
 	case end <= peak:
 		return minLR
 	}
-	return anneal(s.Max, minLR, (t-max(peak, 0))/(end-max(peak, 0)))
+	// The annealing phase starts where the warm-up ends, even before step 0
+	// when pct·Steps < 1, as in PyTorch; then end > peak always.
+	return anneal(s.Max, minLR, (t-peak)/(end-peak))
 }

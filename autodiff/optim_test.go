@@ -303,3 +303,19 @@ func TestClipCapsNorm(t *testing.T) {
 		}
 	}
 }
+
+func TestOneCycleShortRuns(t *testing.T) {
+	// One step: PyTorch's OneCycleLR anneals from the peak, which lies
+	// before step 0, straight to the floor.
+	s := OneCycleLR{Max: 0.1, Steps: 1}
+	if got, want := s.LR(0), 0.1/25/1e4; math.Abs(got-want) > 1e-15 {
+		t.Errorf("one-step schedule: LR(0) = %v, want %v", got, want)
+	}
+	for steps := 1; steps < 5; steps++ {
+		for i := 0; i < steps; i++ {
+			if lr := (OneCycleLR{Max: 1, Steps: steps}).LR(i); math.IsNaN(lr) || lr <= 0 || lr > 1 {
+				t.Errorf("Steps %d: LR(%d) = %v", steps, i, lr)
+			}
+		}
+	}
+}

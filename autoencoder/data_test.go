@@ -1,0 +1,186 @@
+package autoencoder
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hyperrep/hyperrep/fixtures"
+	"github.com/hyperrep/hyperrep/internal/rng"
+	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/tokenizer"
+)
+
+// The permutation found on the index template is the one Permute applies
+// to the model itself.
+func TestPermuterMatchesPermute(t *testing.T) {
+	for _, c := range []struct {
+		fixture string
+		width   int
+	}{{fixtures.CNNS, 64}, {fixtures.CNNS, 32}, {fixtures.MLP, 64}, {fixtures.CNNBN, 48}} {
+		m, err := onnx.Read(fixtures.Path(c.fixture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := newPermuter(m, c.width)
+		if err != nil {
+			t.Fatalf("%s: %v", c.fixture, err)
+		}
+		orig, err := tokenizer.Tokenize(m, tokenizer.Options{TokenSize: c.width})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seed := range []int64{1, 2, 99} {
+			from, err := p.perm(seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pm, err := tokenizer.Permute(m, seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := tokenizer.Tokenize(pm, tokenizer.Options{TokenSize: c.width})
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved := 0
+			for i, v := range want.Values {
+				if orig.Mask[i] == 0 {
+					continue
+				}
+				if got := orig.Values[from[i]]; got != v {
+					t.Fatalf("%s/%d seed %d: value %d is %g, Permute gives %g", c.fixture, c.width, seed, i, got, v)
+				}
+				if int(from[i]) != i {
+					moved++
+				}
+			}
+			if moved == 0 {
+				t.Errorf("%s/%d seed %d: nothing moved", c.fixture, c.width, seed)
+			}
+		}
+	}
+}
+
+func TestWindows(t *testing.T) {
+	for _, c := range []struct {
+		n, w, stride int
+		want         []int
+	}{
+		{10, 10, 5, []int{0}},
+		{5, 10, 5, []int{0}},
+		{66, 64, 32, []int{0, 2}},
+		{100, 32, 16, []int{0, 16, 32, 48, 64, 68}},
+		{96, 32, 32, []int{0, 32, 64}},
+		{11, 4, 3, []int{0, 3, 6, 7}},
+	} {
+		got := windows(c.n, c.w, c.stride)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("windows(%d, %d, %d) = %v, want %v", c.n, c.w, c.stride, got, c.want)
+		}
+		covered := make([]bool, c.n)
+		for _, s := range got {
+			for k := s; k < min(s+c.w, c.n); k++ {
+				covered[k] = true
+			}
+		}
+		if slices.Contains(covered, false) {
+			t.Errorf("windows(%d, %d, %d) leave tokens out", c.n, c.w, c.stride)
+		}
+	}
+}
+
+func TestSplitModels(t *testing.T) {
+	ids := []string{"f", "a", "c", "e", "b", "d", "h", "g", "j", "i"}
+	for _, c := range []struct {
+		val, test   float64
+		nVal, nTest int
+	}{{0.2, 0.2, 2, 2}, {0, 0, 0, 0}, {0.15, 0.15, 2, 2}, {0.5, 0.49, 5, 4}} {
+		s := splitModels(ids, 7, c.val, c.test)
+		if len(s.Validation) != c.nVal || len(s.Test) != c.nTest || len(s.Train) != len(ids)-c.nVal-c.nTest {
+			t.Errorf("shares %g, %g: split %d/%d/%d", c.val, c.test, len(s.Train), len(s.Validation), len(s.Test))
+		}
+		all := slices.Concat(s.Train, s.Validation, s.Test)
+		slices.Sort(all)
+		want := slices.Sorted(slices.Values(ids))
+		if !slices.Equal(all, want) {
+			t.Errorf("split %+v does not partition the models", s)
+		}
+		reversed := slices.Clone(ids)
+		slices.Reverse(reversed)
+		if again := splitModels(reversed, 7, c.val, c.test); !sameSplit(s, again) {
+			t.Errorf("split depends on the models' order")
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	for _, c := range []struct {
+		change func(*Config)
+		want   string
+	}{
+		{func(c *Config) {}, ""},
+		{func(c *Config) { c.D = 30 }, "not a multiple"},
+		{func(c *Config) { c.Layers = 0 }, "layers 0"},
+		{func(c *Config) { c.Gamma = 1.5 }, "gamma"},
+		{func(c *Config) { c.Temperature = 0 }, "temperature"},
+		{func(c *Config) { c.MaskRate = 1 }, "mask rate"},
+		{func(c *Config) { c.LR = math.NaN() }, "learning rate"},
+		{func(c *Config) { c.Noise = -1 }, "noise"},
+		{func(c *Config) { c.Validation, c.Test = 0.5, 0.5 }, "shares"},
+		{func(c *Config) { c.ClipNorm = -1 }, "clip norm"},
+	} {
+		cfg := DefaultConfig()
+		c.change(&cfg)
+		err := cfg.check()
+		if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("check: %v, want %q", err, c.want)
+		}
+	}
+}
+
+func TestNormaliseRoundTrip(t *testing.T) {
+	m, err := onnx.Read(fixtures.Path(fixtures.CNNS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Tokenize(m, tokenizer.Options{TokenSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFrame(tok)
+	r := rng.New(3)
+	samples := make([][]float32, 5)
+	for i := range samples {
+		samples[i] = make([]float32, len(tok.Values))
+		for k, v := range tok.Values {
+			samples[i][k] = v * float32(1+r.Normal()*0.3)
+		}
+	}
+	f.fitNorms(tok.Layout, samples)
+	norm, back := make([]float32, len(tok.Values)), make([]float32, len(tok.Values))
+	f.normalise(norm, samples[0])
+	f.denormalise(back, norm)
+	for i, v := range samples[0] {
+		if math.Abs(float64(back[i]-v)) > 1e-6*(1+math.Abs(float64(v))) {
+			t.Fatalf("value %d: %g normalised and back is %g", i, v, back[i])
+		}
+	}
+	// Over all samples each layer has mean 0 and variance 1.
+	for l := range f.norms {
+		var s, s2, n float64
+		for _, v := range samples {
+			nv := make([]float32, len(v))
+			f.normalise(nv, v)
+			for i, x := range nv {
+				if f.mask[i] != 0 && f.layer[i/f.width] == l {
+					s, s2, n = s+float64(x), s2+float64(x)*float64(x), n+1
+				}
+			}
+		}
+		if mean, v := s/n, s2/n-(s/n)*(s/n); math.Abs(mean) > 1e-5 || math.Abs(v-1) > 1e-4 {
+			t.Errorf("layer %d normalised: mean %g, variance %g", l, mean, v)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+// Package autoencoder learns hyper-representations: a SANE-style
+// transformer autoencoder (Schürholt et al., ICML 2024) over the weight
+// tokens of a zoo's checkpoints, trained in ONNX Runtime with package
+// autodiff and exported as two plain ONNX models.
+//
+// # Model
+//
+// A checkpoint is tokenized (package tokenizer) into T tokens of W values
+// and normalised per layer with the mean and standard deviation of that
+// layer's values over the training models. The encoder maps a window of
+// tokens through Linear(W→d) plus learned embeddings of each token's
+// position (global index, layer, row), L pre-LayerNorm transformer blocks
+// (multi-head self-attention, GELU MLP of 4d), a LayerNorm and Linear(d→latent)
+// to one latent per token; the model's embedding is the mean of its token
+// latents. The decoder mirrors it back to tokens. graph.go builds it, one
+// shape comment per line that changes a shape.
+//
+// The loss is (1−γ)·MSE of the reconstruction over the tokens' weight
+// values plus γ·NT-Xent at temperature τ between the projected embeddings
+// of two views of each model. The views are drawn on the fly, from
+// streams keyed by the seed and the step: a function-preserving
+// permutation of hidden units, multiplicative noise, a random window of
+// contiguous tokens, and masked tokens; the reconstruction target is the
+// permuted window itself.
+//
+// The embedding is the mean of the token latents by default. SANE also
+// tries a learned compression token (Config.Pooling PoolToken); ridge
+// probes of test accuracy and epoch on held-out models of a 56-model cnn-s
+// zoo found neither better (R² 0.71 and 0.53 for the mean, 0.75 and 0.52
+// for the token, after 300 epochs with one split; 0.50 and 0.53 against
+// 0.46 and 0.51 after 150 with another), so the mean stays: it adds no
+// parameters and combines windows exactly.
+//
+// # Fit
+//
+// Fit trains on a zoo directory (package zoo) split by model into
+// training, validation and held-out test models, and writes a directory:
+//
+//	hyperrep.json     Meta: configuration, token layout, normalisation, windows, zoo, split, log, versions
+//	encoder.onnx      tokens, mask, positions [batch, tokens, ·] -> latents, embedding
+//	decoder.onnx      latents, positions -> tokens
+//	template.onnx     a checkpoint of the zoo, the graph decoded weights go into
+//	README.md         a model card
+//	log.jsonl         one Epoch per line: training and validation losses
+//	state.safetensors weights, AdamW state, step count: what resuming needs
+//
+// The two ONNX models have symbolic batch and token dimensions and use
+// standard opset-17 ops only, so any ONNX Runtime runs them. Every file is
+// written atomically. The state is saved every minute, at the end and when
+// Fit is cancelled; a fit killed at any point resumes from its last saved
+// state and, with the same number of ORT threads, continues exactly as if
+// it had not stopped.
+//
+// # Use
+//
+// Open loads a fitted directory; Model.Encode and Model.Embed give
+// per-token latents and embeddings of ONNX models laid out as the zoo's,
+// Model.Decode writes latents back into a template, Model.Reconstruct does
+// both. Models of more tokens than the window are encoded and decoded in
+// overlapping windows whose results are averaged per token.
+package autoencoder
