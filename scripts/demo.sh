@@ -38,5 +38,11 @@ echo "== a small model zoo: cnn-s, tanh and relu, 3 seeds, 3 epochs of 5,000 MNI
 "$bin" zoo train --arch cnn-s --dataset mnist --activation tanh,relu --seeds 3 --epochs 3 \
   --train-samples 5000 -o "$out/zoo"
 "$bin" zoo ls "$out/zoo"
+
+echo
+echo "== a hyper-representation of that zoo: a small transformer autoencoder over its weight tokens"
+echo "   (a quick fit of a tiny zoo; 'hyperrep fit' with its defaults on 50+ models is the real thing)"
+"$bin" fit --zoo "$out/zoo" -o "$out/hr" --epochs 200 --d 64 --layers 2 --heads 2 --latent 16
+"$bin" embed --hr "$out/hr" --zoo "$out/zoo" -o "$out/embeddings.csv"
 echo
 echo "demo outputs are in $out/"
