@@ -1,0 +1,475 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/hyperrep/hyperrep/autoencoder"
+	"github.com/hyperrep/hyperrep/internal/atomicfile"
+	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/probe"
+	"github.com/hyperrep/hyperrep/runtime"
+	"github.com/hyperrep/hyperrep/zoo"
+)
+
+// hyperrepRep is the name of the hyper-representation's column in probe
+// reports and of its probes.
+const hyperrepRep = "hyperrep"
+
+// probesFile is the file in a report directory that predict reads.
+const probesFile = "probes.json"
+
+func init() {
+	register(&command{
+		name:    "probe",
+		args:    "--hr HR --zoo ZOO [--json] [-o REPORT_DIR]",
+		summary: "predict test accuracy, epoch and hyperparameters from embeddings, s(W) and W",
+		help: `
+For every checkpoint of the zoo, computes three representations: the
+hyper-representation's embedding (hyperrep), per-layer weight statistics
+s(W) (stats) and the flattened weights W (weights). From each it predicts
+test_acc, train_acc, gen_gap (train_acc - test_acc) and epoch by ridge
+regression (scored by R², and Kendall's tau for test_acc), and every
+hyperparameter that varies in the zoo (activation, init, optimizer, lr,
+weight_decay, dropout) by multinomial logistic regression (scored by
+accuracy). The probes are scored on the checkpoints of the models the
+hyper-representation held out for tests; its other models train them, a
+fifth of those (drawn by --seed) choosing the penalties.
+
+Prints a table, one row per property and metric and one column per
+representation, or with --json the object {"rows": [...]}. With -o, also
+writes REPORT_DIR/report.md, report.csv, report.json, probes.json (for
+hyperrep predict), predicted_test_acc.png and pca.png.
+
+Examples:
+  hyperrep probe --hr hr --zoo zoo
+  hyperrep probe --hr hr --zoo zoo -o report --json`,
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			hr := fs.String("hr", "", "the hyper-representation directory (required)")
+			zooDir := fs.String("zoo", "", "the zoo directory (required)")
+			o := fs.String("o", "", "write the report, probes and figures into this directory")
+			asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+			seed := fs.Uint64("seed", 1, "seed of the validation models drawn from the training models")
+			rt := runtimeFlags(fs)
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("probe takes no arguments, got %q", args)
+				}
+				if *hr == "" || *zooDir == "" {
+					return usagef("want --hr HR and --zoo ZOO")
+				}
+				opts, err := rt()
+				if err != nil {
+					return err
+				}
+				return probeZoo(*hr, *zooDir, *o, *asJSON, *seed, opts)
+			}
+		},
+	})
+	register(&command{
+		name:    "predict",
+		args:    "--hr HR --probe REPORT_DIR MODEL.onnx... [--json]",
+		summary: "predict test accuracy and hyperparameters of models with the probes of hyperrep probe",
+		help: `
+Reads the probes that "hyperrep probe -o REPORT_DIR" saved and predicts, for
+each model given (which must have the architecture of the zoo the probes
+were fitted on, from whichever framework), its test accuracy, training
+accuracy, generalisation gap, epoch and the hyperparameters that were
+probed, from one representation (--from: hyperrep, the embedding by HR, the
+default; stats; or weights). Prints one line per model, or with --json one
+JSON object per line: {"model": PATH, "test_acc": ..., "activation": ...}.
+
+Examples:
+  hyperrep predict --hr hr --probe report model.onnx
+  hyperrep predict --hr hr --probe report --from stats --json a.onnx b.onnx`,
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			hr := fs.String("hr", "", "the hyper-representation directory (required)")
+			dir := fs.String("probe", "", "the report directory of hyperrep probe -o (required)")
+			from := fs.String("from", hyperrepRep, "the representation to predict from: hyperrep, stats or weights")
+			asJSON := fs.Bool("json", false, "print JSON lines")
+			rt := runtimeFlags(fs)
+			return func(args []string) error {
+				switch {
+				case *hr == "" || *dir == "":
+					return usagef("want --hr HR and --probe REPORT_DIR")
+				case len(args) == 0:
+					return usagef("want at least one model")
+				case *from != hyperrepRep && *from != probe.Stats && *from != probe.Weights:
+					return usagef("--from %q, want hyperrep, stats or weights", *from)
+				}
+				opts, err := rt()
+				if err != nil {
+					return err
+				}
+				return predict(*hr, *dir, *from, args, *asJSON, opts)
+			}
+		},
+	})
+}
+
+// hyperNames are the hyperparameters probed when they vary in the zoo.
+var hyperNames = []string{"activation", "init", "optimizer", "lr", "weight_decay", "dropout"}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func hyperValue(h zoo.Hyper, name string) string {
+	switch name {
+	case "activation":
+		return h.Activation
+	case "init":
+		return h.Init
+	case "optimizer":
+		return h.Optimizer
+	case "lr":
+		return num(h.LR)
+	case "weight_decay":
+		return num(h.WeightDecay)
+	case "dropout":
+		return num(h.Dropout)
+	}
+	return ""
+}
+
+// probeData is what probeZoo gathers from a zoo before fitting.
+type probeData struct {
+	data       *probe.Data
+	emb        *mat.Dense
+	acc, epoch []float64
+	baselines  []*probe.Baseline
+}
+
+func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, opts runtime.Options) error {
+	if outDir != "" {
+		if fi, err := os.Stat(outDir); err == nil && !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", outDir)
+		}
+	}
+	m, err := autoencoder.Open(hr, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	pd, err := gatherProbeData(m, zooDir, seed)
+	if err != nil {
+		return err
+	}
+	bar := newBar("probe: fit", int64(len(pd.data.Targets)*len(pd.data.Features)), "probes")
+	var last int
+	res, err := probe.Run(pd.data, &probe.Options{Progress: func(done, total int) {
+		bar.Add(int64(done - last))
+		last = done
+	}})
+	if err != nil {
+		return err
+	}
+	bar.Finish()
+	if outDir != "" {
+		if err := writeProbeReport(outDir, res, pd); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(res.Report)
+	}
+	if err := res.Report.WriteTable(out); err != nil {
+		return err
+	}
+	if outDir != "" {
+		fmt.Fprintf(errw, "wrote the report, probes and figures into %s\n", outDir)
+	}
+	return nil
+}
+
+func gatherProbeData(m *autoencoder.Model, zooDir string, seed uint64) (*probeData, error) {
+	z, cps, err := autoencoder.Checkpoints(zooDir)
+	if err != nil {
+		return nil, err
+	}
+	if zi := m.Meta.Zoo; zi.Architecture != "" && (z.Config.Architecture != zi.Architecture || z.Config.Dataset != zi.Dataset) {
+		return nil, fmt.Errorf("zoo %s is of %s on %s, the hyper-representation was fitted on %s on %s",
+			zooDir, z.Config.Architecture, z.Config.Dataset, zi.Architecture, zi.Dataset)
+	}
+	models := map[string]*zoo.Model{}
+	for i := range z.Models {
+		models[z.Models[i].ID] = &z.Models[i]
+	}
+	sp := m.Meta.Split
+	present := func(ids []string) (in []string) {
+		for _, id := range ids {
+			if models[id] != nil {
+				in = append(in, id)
+			}
+		}
+		return in
+	}
+	train := present(append(slices.Clone(sp.Train), sp.Validation...))
+	test := present(sp.Test)
+	if len(test) == 0 || len(train) < 2 {
+		return nil, fmt.Errorf("zoo %s holds %d of the hyper-representation's training models and %d of its test models, want at least 2 and 1",
+			zooDir, len(train), len(test))
+	}
+	split, err := probe.SplitModels(train, test, 0.2, seed)
+	if err != nil {
+		return nil, err
+	}
+
+	n := len(cps)
+	pd := &probeData{acc: make([]float64, n), epoch: make([]float64, n)}
+	trainAcc := make([]float64, n)
+	gap := make([]float64, n)
+	ids := make([]string, n)
+	hyper := make([][]string, len(hyperNames))
+	for k := range hyper {
+		hyper[k] = make([]string, n)
+	}
+	for i, cp := range cps {
+		zm := models[cp.Model]
+		var ep *zoo.Epoch
+		for j := range zm.Epochs {
+			if zm.Epochs[j].Epoch == cp.Epoch {
+				ep = &zm.Epochs[j]
+			}
+		}
+		ids[i] = cp.Model
+		if _, ok := split[cp.Model]; !ok {
+			split[cp.Model] = probe.Unused
+		}
+		pd.epoch[i] = float64(cp.Epoch)
+		pd.acc[i], trainAcc[i], gap[i] = math.NaN(), math.NaN(), math.NaN()
+		if ep != nil {
+			pd.acc[i] = ep.TestAccuracy
+			if ep.TrainAccuracy != nil {
+				trainAcc[i] = *ep.TrainAccuracy
+				gap[i] = trainAcc[i] - pd.acc[i]
+			}
+		}
+		for k, name := range hyperNames {
+			hyper[k][i] = hyperValue(zm.Hyper, name)
+		}
+	}
+
+	// Read every checkpoint once: embeddings in chunks, baselines as we go.
+	ref, err := onnx.Read(cps[0].Path)
+	if err != nil {
+		return nil, err
+	}
+	for _, kind := range []string{probe.Stats, probe.Weights} {
+		b, err := probe.NewBaseline(kind, ref)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cps[0].Path, err)
+		}
+		pd.baselines = append(pd.baselines, b)
+	}
+	feats := make([][]float64, len(pd.baselines))
+	var emb []float64
+	width := 0
+	bar := newBar("probe: embed", int64(n), "checkpoints")
+	const chunk = 64
+	for lo := 0; lo < n; lo += chunk {
+		var mods []*onnx.Model
+		for _, cp := range cps[lo:min(lo+chunk, n)] {
+			mod, err := onnx.Read(cp.Path)
+			if err != nil {
+				return nil, err
+			}
+			for k, b := range pd.baselines {
+				if feats[k], err = b.Append(feats[k], mod); err != nil {
+					return nil, fmt.Errorf("%s: %w", cp.Path, err)
+				}
+			}
+			mods = append(mods, mod)
+		}
+		e, err := m.Embed(mods...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cps[lo].Path, err)
+		}
+		for _, row := range e {
+			width = len(row)
+			for _, v := range row {
+				emb = append(emb, float64(v))
+			}
+		}
+		bar.Add(int64(len(mods)))
+	}
+	bar.Finish()
+	pd.emb = mat.NewDense(n, width, emb)
+
+	targets := []probe.Target{{Name: probe.TestAcc, Values: pd.acc, Tau: true}}
+	if slices.ContainsFunc(trainAcc, func(v float64) bool { return !math.IsNaN(v) }) {
+		targets = append(targets,
+			probe.Target{Name: probe.TrainAcc, Values: trainAcc},
+			probe.Target{Name: probe.GenGap, Values: gap})
+	}
+	targets = append(targets, probe.Target{Name: probe.Epoch, Values: pd.epoch})
+	for k, name := range hyperNames {
+		if len(slices.Compact(slices.Sorted(slices.Values(hyper[k])))) > 1 {
+			targets = append(targets, probe.Target{Name: name, Labels: hyper[k]})
+		}
+	}
+	features := []probe.FeatureSet{{Name: hyperrepRep, X: pd.emb}}
+	for k, b := range pd.baselines {
+		features = append(features, probe.FeatureSet{Name: b.Kind, X: mat.NewDense(n, b.Len(), feats[k])})
+	}
+	pd.data = &probe.Data{Features: features, Targets: targets, Models: ids, Split: split}
+	return pd, nil
+}
+
+// writeProbeReport writes the report's files into dir, each atomically.
+func writeProbeReport(dir string, res *probe.Result, pd *probeData) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []struct {
+		name  string
+		write func(w io.Writer) error
+	}{
+		{"report.md", res.Report.WriteMarkdown},
+		{"report.csv", res.Report.WriteCSV},
+		{"report.json", func(w io.Writer) error { return json.NewEncoder(w).Encode(res.Report) }},
+		{probesFile, func(w io.Writer) error { return probe.WriteProbes(w, res.Probes, pd.baselines...) }},
+		{"predicted_test_acc.png", func(w io.Writer) error {
+			return probe.PlotPredicted(w, res, probe.TestAcc, 400*len(res.Report.Columns), 420)
+		}},
+		{"pca.png", func(w io.Writer) error {
+			return probe.PlotPCA(w, pd.emb, hyperrepRep, []probe.Colouring{{Name: "test_acc", Values: pd.acc}, {Name: "epoch", Values: pd.epoch}}, 1000, 520)
+		}},
+	}
+	for _, f := range files {
+		// Rendered in memory first, so that a failing figure leaves no file.
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := atomicfile.WriteBytes(filepath.Join(dir, f.name), buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func predict(hr, dir, from string, paths []string, asJSON bool, opts runtime.Options) error {
+	f, err := os.Open(filepath.Join(dir, probesFile))
+	if err != nil {
+		return fmt.Errorf("%s: no probes (run hyperrep probe -o %s first): %w", dir, dir, err)
+	}
+	probes, baselines, err := probe.ReadProbes(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, probesFile), err)
+	}
+	var use []*probe.Probe
+	for _, p := range probes {
+		if p.Representation == from {
+			use = append(use, p)
+		}
+	}
+	if len(use) == 0 {
+		return fmt.Errorf("%s has no probes from %s", dir, from)
+	}
+	var base *probe.Baseline
+	for _, b := range baselines {
+		if b.Kind == from {
+			base = b
+		}
+	}
+	var m *autoencoder.Model
+	if from == hyperrepRep {
+		if m, err = autoencoder.Open(hr, opts); err != nil {
+			return err
+		}
+		defer m.Close()
+	} else if base == nil {
+		return fmt.Errorf("%s has no %s baseline", dir, from)
+	}
+	// Everything is predicted before anything is printed: a bad model
+	// prints nothing.
+	var lines []string
+	for _, path := range paths {
+		mod, err := onnx.Read(path)
+		if err != nil {
+			return err
+		}
+		var x []float64
+		if m != nil {
+			e, err := m.Embed(mod)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			for _, v := range e[0] {
+				x = append(x, float64(v))
+			}
+		} else if x, err = base.Append(nil, mod); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		row := mat.NewDense(1, len(x), x)
+		type field struct {
+			name  string
+			value any
+		}
+		fields := []field{{"model", path}}
+		for _, p := range use {
+			var v any
+			if p.Ridge != nil {
+				y, err := p.Ridge.Predict(row)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", path, p.Property, err)
+				}
+				v = y[0]
+			} else {
+				y, err := p.Logistic.Predict(row)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", path, p.Property, err)
+				}
+				v = y[0]
+			}
+			fields = append(fields, field{p.Property, v})
+		}
+		var b strings.Builder
+		if asJSON {
+			b.WriteByte('{')
+			for i, fl := range fields {
+				k, _ := json.Marshal(fl.name)
+				v, err := json.Marshal(fl.value)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", path, fl.name, err)
+				}
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.Write(k)
+				b.WriteByte(':')
+				b.Write(v)
+			}
+			b.WriteByte('}')
+		} else {
+			b.WriteString(path + ":")
+			for i, fl := range fields[1:] {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				switch v := fl.value.(type) {
+				case float64:
+					fmt.Fprintf(&b, " %s %.4g", fl.name, v)
+				default:
+					fmt.Fprintf(&b, " %s %v", fl.name, v)
+				}
+			}
+		}
+		lines = append(lines, b.String())
+	}
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
+	return nil
+}
