@@ -34,15 +34,20 @@ done
 "$bin" eval "${files[@]}" --dataset mnist
 
 echo
-echo "== a small model zoo: cnn-s, tanh and relu, 3 seeds, 3 epochs of 5,000 MNIST images"
-"$bin" zoo train --arch cnn-s --dataset mnist --activation tanh,relu --seeds 3 --epochs 3 \
-  --train-samples 5000 -o "$out/zoo"
-"$bin" zoo ls "$out/zoo"
+echo "== a small model zoo: cnn-s, 4 activations x 4 seeds, 3 epochs of 5,000 MNIST images"
+zoo="$out/zoo-cnn-s-16"
+"$bin" zoo train --arch cnn-s --dataset mnist --activation tanh,relu,sigmoid,gelu --seeds 4 --epochs 3 \
+  --train-samples 5000 -o "$zoo"
+"$bin" zoo ls "$zoo"
 
 echo
 echo "== a hyper-representation of that zoo: a small transformer autoencoder over its weight tokens"
 echo "   (a quick fit of a tiny zoo; 'hyperrep fit' with its defaults on 50+ models is the real thing)"
-"$bin" fit --zoo "$out/zoo" -o "$out/hr" --epochs 200 --d 64 --layers 2 --heads 2 --latent 16
-"$bin" embed --hr "$out/hr" --zoo "$out/zoo" -o "$out/embeddings.csv"
+"$bin" fit --zoo "$zoo" -o "$out/hr" --epochs 200 --d 64 --layers 2 --heads 2 --latent 16
+"$bin" embed --hr "$out/hr" --zoo "$zoo" -o "$out/embeddings.csv"
+
+echo
+echo "== predicting the held-out models' properties from their weights: hyper-representation vs s(W) vs W"
+"$bin" probe --hr "$out/hr" --zoo "$zoo" -o "$out/report"
 echo
 echo "demo outputs are in $out/"
