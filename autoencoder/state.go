@@ -161,11 +161,7 @@ func sameSplit(a, b Split) bool {
 
 // lockDir creates dir and takes it for this process (see internal/dirlock).
 func lockDir(dir string) (unlock func(), err error) {
-	unlock, err = dirlock.Lock(dir)
-	if errors.Is(err, dirlock.ErrBusy) {
-		return nil, fmt.Errorf("autoencoder: %s is being fitted by another process", dir)
-	}
-	if err != nil {
+	if unlock, err = dirlock.Lock(dir, "fitted"); err != nil {
 		return nil, fmt.Errorf("autoencoder: %w", err)
 	}
 	return unlock, nil

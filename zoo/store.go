@@ -262,11 +262,7 @@ func isFile(path string) bool {
 
 // lock takes the zoo directory for this process (see internal/dirlock).
 func lock(dir string) (unlock func(), err error) {
-	unlock, err = dirlock.Lock(dir)
-	if errors.Is(err, dirlock.ErrBusy) {
-		return nil, fmt.Errorf("zoo: %s is being trained by another process", dir)
-	}
-	if err != nil {
+	if unlock, err = dirlock.Lock(dir, "trained"); err != nil {
 		return nil, fmt.Errorf("zoo: %w", err)
 	}
 	return unlock, nil

@@ -15,12 +15,18 @@ import (
 // ErrBusy is returned when another process holds the lock.
 var ErrBusy = errors.New("locked by another process")
 
+type busyError struct{ msg string }
+
+func (e *busyError) Error() string        { return e.msg }
+func (e *busyError) Is(target error) bool { return target == ErrBusy }
+
 // Name is the lock file's name inside the directory.
 const Name = ".lock"
 
 // Lock creates dir if needed and takes its lock. The caller calls unlock
-// when done; a process that dies releases it too.
-func Lock(dir string) (unlock func(), err error) {
+// when done; a process that dies releases it too. doing names the job for
+// the error another process gets: "DIR is being DOING by another process".
+func Lock(dir, doing string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -31,7 +37,7 @@ func Lock(dir string) (unlock func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrBusy)
+			return nil, &busyError{fmt.Sprintf("%s is being %s by another process", dir, doing)}
 		}
 		return nil, err
 	}
