@@ -2,7 +2,6 @@ package zoo
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/hyperrep/hyperrep/dataset"
@@ -168,13 +167,9 @@ func newEvaluator(spec popSpec, batch int, opts runtime.Options) (*evaluator, er
 	if err != nil {
 		return nil, err
 	}
-	raw, err := g.model.Marshal()
+	sess, err := g.load(opts, "evaluation")
 	if err != nil {
 		return nil, err
-	}
-	sess, err := runtime.NewSession(raw, opts)
-	if err != nil {
-		return nil, fmt.Errorf("zoo: loading the evaluation graph: %w", err)
 	}
 	ev := &evaluator{spec: spec, batch: batch, sess: sess}
 	vals := []**runtime.Value{&ev.images, &ev.labels, &ev.wts}

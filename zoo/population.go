@@ -1,6 +1,8 @@
 package zoo
 
 import (
+	"github.com/hyperrep/hyperrep/runtime"
+
 	"fmt"
 	"slices"
 
@@ -386,6 +388,19 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 // population needs them per model, as [P, 1] tensors over its flat
 // weights, so they are emitted here (and checked against autodiff.Trainer
 // in TestPopulationMatchesTrainer).
+// load opens the graph in ONNX Runtime; what names it in errors.
+func (g *popGraph) load(opts runtime.Options, what string) (*runtime.Session, error) {
+	raw, err := g.model.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sess, err := runtime.NewSession(raw, opts)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: loading the %s graph: %w", what, err)
+	}
+	return sess, nil
+}
+
 type update struct {
 	b                      *onnx.Builder
 	opt                    string

@@ -31,13 +31,9 @@ func newStepper(spec popSpec, opts runtime.Options) (*stepper, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := g.model.Marshal()
+	sess, err := g.load(opts, "training")
 	if err != nil {
 		return nil, err
-	}
-	sess, err := runtime.NewSession(raw, opts)
-	if err != nil {
-		return nil, fmt.Errorf("zoo: loading the training graph: %w", err)
 	}
 	s := &stepper{spec: spec, sess: sess, in: map[string]*runtime.Value{}}
 	if err := s.bind(g); err != nil {
