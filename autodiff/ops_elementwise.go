@@ -172,16 +172,13 @@ func gradLogSoftmax(c *Context, n *pb.NodeProto, dy []string) ([]string, error) 
 	return []string{c.Op("Sub", []string{dy[0], c.mul(c.Op("Exp", []string{y}), s)})}, nil
 }
 
-func shapeCompare(_ *Shapes, _ *pb.NodeProto, in []Tensor) ([]Tensor, error) {
-	shapes := make([][]int64, len(in))
-	for i, t := range in {
-		shapes[i] = t.Shape
-	}
-	out, err := broadcast(shapes...)
+func shapeCompare(s *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
+	out, err := shapeBroadcast(s, n, in)
 	if err != nil {
 		return nil, err
 	}
-	return []Tensor{{onnx.Bool, out}}, nil
+	out[0].DType = onnx.Bool
+	return out, nil
 }
 
 func shapeWhere(_ *Shapes, _ *pb.NodeProto, in []Tensor) ([]Tensor, error) {

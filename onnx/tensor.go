@@ -183,26 +183,7 @@ func Float32s(t *pb.TensorProto) ([]float32, error) {
 		return nil, err
 	}
 	out := make([]float32, n)
-	if t.RawData != nil {
-		decodeRaw32(out, t.RawData, t.GetDataType())
-		return out, nil
-	}
-	switch t.GetDataType() {
-	case Float:
-		copy(out, t.FloatData)
-	case Double:
-		for i, v := range t.DoubleData {
-			out[i] = float32(v)
-		}
-	case Float16:
-		for i, v := range t.Int32Data {
-			out[i] = HalfToFloat32(uint16(v))
-		}
-	case BFloat16:
-		for i, v := range t.Int32Data {
-			out[i] = BFloat16ToFloat32(uint16(v))
-		}
-	}
+	ReadFloats(t, 0, out, nil)
 	return out, nil
 }
 
@@ -212,25 +193,8 @@ func Float64s(t *pb.TensorProto) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.GetDataType() != Double {
-		f32, err := Float32s(t)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]float64, n)
-		for i, v := range f32 {
-			out[i] = float64(v)
-		}
-		return out, nil
-	}
 	out := make([]float64, n)
-	if t.RawData != nil {
-		for i := range out {
-			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(t.RawData[8*i:]))
-		}
-		return out, nil
-	}
-	copy(out, t.DoubleData)
+	ReadFloats(t, 0, make([]float32, n), out)
 	return out, nil
 }
 
@@ -247,86 +211,27 @@ func floatCount(t *pb.TensorProto) (int, error) {
 	return int(n), nil
 }
 
-func decodeRaw32(out []float32, raw []byte, dtype int32) {
-	switch dtype {
-	case Float:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	case Double:
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
-		}
-	case Float16:
-		for i := range out {
-			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	case BFloat16:
-		for i := range out {
-			out[i] = BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-	}
-}
-
 // SetFloat32s replaces the values of a float tensor, keeping its dtype, dims
 // and encoding (raw_data or the typed field it used). float16 and bfloat16
 // round to nearest even; float64 widens exactly.
 func SetFloat32s(t *pb.TensorProto, v []float32) error {
-	n, err := floatCount(t)
-	if err != nil {
-		return err
-	}
-	if len(v) != n {
-		return fmt.Errorf("onnx: tensor %q: got %d values, want %d", t.GetName(), len(v), n)
-	}
-	dt := t.GetDataType()
-	if t.RawData != nil {
-		raw := t.RawData
-		for i, x := range v {
-			switch dt {
-			case Float:
-				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
-			case Double:
-				binary.LittleEndian.PutUint64(raw[8*i:], math.Float64bits(float64(x)))
-			case Float16:
-				binary.LittleEndian.PutUint16(raw[2*i:], Float32ToHalf(x))
-			case BFloat16:
-				binary.LittleEndian.PutUint16(raw[2*i:], Float32ToBFloat16(x))
-			}
-		}
-		return nil
-	}
-	switch dt {
-	case Float:
-		t.FloatData = append(t.FloatData[:0], v...)
-	case Double:
-		t.DoubleData = t.DoubleData[:0]
-		for _, x := range v {
-			t.DoubleData = append(t.DoubleData, float64(x))
-		}
-	case Float16, BFloat16:
-		t.Int32Data = t.Int32Data[:0]
-		for _, x := range v {
-			h := Float32ToHalf(x)
-			if dt == BFloat16 {
-				h = Float32ToBFloat16(x)
-			}
-			t.Int32Data = append(t.Int32Data, int32(h))
-		}
-	}
-	return nil
+	return setFloats(t, v, nil)
 }
 
 // SetFloat64s is SetFloat32s for float64 values; they are rounded for every
 // dtype but float64.
 func SetFloat64s(t *pb.TensorProto, v []float64) error {
-	if t.GetDataType() != Double {
-		f32 := make([]float32, len(v))
-		for i, x := range v {
-			f32[i] = float32(x)
-		}
-		return SetFloat32s(t, f32)
+	f32 := make([]float32, len(v))
+	for i, x := range v {
+		f32[i] = float32(x)
 	}
+	if t.GetDataType() != Double {
+		v = nil
+	}
+	return setFloats(t, f32, v)
+}
+
+func setFloats(t *pb.TensorProto, v []float32, v64 []float64) error {
 	n, err := floatCount(t)
 	if err != nil {
 		return err
@@ -334,13 +239,7 @@ func SetFloat64s(t *pb.TensorProto, v []float64) error {
 	if len(v) != n {
 		return fmt.Errorf("onnx: tensor %q: got %d values, want %d", t.GetName(), len(v), n)
 	}
-	if t.RawData != nil {
-		for i, x := range v {
-			binary.LittleEndian.PutUint64(t.RawData[8*i:], math.Float64bits(x))
-		}
-		return nil
-	}
-	t.DoubleData = append(t.DoubleData[:0], v...)
+	WriteFloats(t, 0, v, v64)
 	return nil
 }
 
@@ -495,4 +394,137 @@ func Float32ToBFloat16(f float32) uint16 {
 	}
 	b += 0x7fff + (b>>16)&1
 	return uint16(b >> 16)
+}
+
+// ReadFloats reads len(dst) values of a float tensor, starting at element e,
+// into dst, and into dst64 when it is not nil (float64 values exactly). The
+// tensor must have passed CheckTensor and the range must lie inside it;
+// anything else is a programmer error and panics. Reading a range straight
+// from raw_data lets callers that walk big tensors in pieces (the tokenizer)
+// avoid a copy of the whole tensor.
+func ReadFloats(t *pb.TensorProto, e int, dst []float32, dst64 []float64) {
+	n := len(dst)
+	dt := t.GetDataType()
+	if raw := t.RawData; raw != nil {
+		switch dt {
+		case Float:
+			b := raw[4*e : 4*(e+n)]
+			for i := range dst {
+				dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+		case Double:
+			b := raw[8*e : 8*(e+n)]
+			for i := range dst {
+				x := math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+				dst[i] = float32(x)
+				if dst64 != nil {
+					dst64[i] = x
+				}
+			}
+			return
+		case Float16:
+			b := raw[2*e : 2*(e+n)]
+			for i := range dst {
+				dst[i] = HalfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			}
+		case BFloat16:
+			b := raw[2*e : 2*(e+n)]
+			for i := range dst {
+				dst[i] = BFloat16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			}
+		}
+	} else {
+		switch dt {
+		case Float:
+			copy(dst, t.FloatData[e:e+n])
+		case Double:
+			for i, x := range t.DoubleData[e : e+n] {
+				dst[i] = float32(x)
+				if dst64 != nil {
+					dst64[i] = x
+				}
+			}
+			return
+		case Float16:
+			for i, x := range t.Int32Data[e : e+n] {
+				dst[i] = HalfToFloat32(uint16(x))
+			}
+		case BFloat16:
+			for i, x := range t.Int32Data[e : e+n] {
+				dst[i] = BFloat16ToFloat32(uint16(x))
+			}
+		}
+	}
+	if dst64 != nil {
+		for i, x := range dst {
+			dst64[i] = float64(x)
+		}
+	}
+}
+
+// WriteFloats writes len(src) values into a float tensor, starting at element e,
+// in the tensor's own dtype and encoding. For float64 tensors a value of
+// src64 is used where it rounds to the value in src, so that an edit to the
+// float32 values is never overridden by a stale exact copy.
+//
+// Elements of a 16-bit float tensor stored in int32_data are rewritten only
+// when their 16 bits change: the upper bits of the int32, meaningless to
+// ONNX, are kept, and with them proto equality.
+func WriteFloats(t *pb.TensorProto, e int, src []float32, src64 []float64) {
+	n := len(src)
+	dt := t.GetDataType()
+	if raw := t.RawData; raw != nil {
+		switch dt {
+		case Float:
+			b := raw[4*e : 4*(e+n)]
+			for i, x := range src {
+				binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+			}
+		case Double:
+			b := raw[8*e : 8*(e+n)]
+			for i := range src {
+				binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(exact(src, src64, i)))
+			}
+		case Float16:
+			b := raw[2*e : 2*(e+n)]
+			for i, x := range src {
+				binary.LittleEndian.PutUint16(b[2*i:], Float32ToHalf(x))
+			}
+		case BFloat16:
+			b := raw[2*e : 2*(e+n)]
+			for i, x := range src {
+				binary.LittleEndian.PutUint16(b[2*i:], Float32ToBFloat16(x))
+			}
+		}
+		return
+	}
+	switch dt {
+	case Float:
+		copy(t.FloatData[e:e+n], src)
+	case Double:
+		d := t.DoubleData[e : e+n]
+		for i := range d {
+			d[i] = exact(src, src64, i)
+		}
+	case Float16, BFloat16:
+		d := t.Int32Data[e : e+n]
+		for i, x := range src {
+			h := Float32ToHalf(x)
+			if dt == BFloat16 {
+				h = Float32ToBFloat16(x)
+			}
+			if uint16(d[i]) != h {
+				d[i] = int32(h)
+			}
+		}
+	}
+}
+
+// exact is value i as float64: src64[i] when it rounds to src[i] bit for
+// bit, src[i] widened otherwise.
+func exact(src []float32, src64 []float64, i int) float64 {
+	if src64 != nil && math.Float32bits(float32(src64[i])) == math.Float32bits(src[i]) {
+		return src64[i]
+	}
+	return float64(src[i])
 }

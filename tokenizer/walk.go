@@ -1,6 +1,9 @@
 package tokenizer
 
-import "github.com/hyperrep/hyperrep/onnx/pb"
+import (
+	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/onnx/pb"
+)
 
 // A span is a block of a tensor's values: k consecutive units, each of
 // inner values, for rows consecutive indices o of the axes before the unit
@@ -80,13 +83,13 @@ func (s span) read(values []float32, exact []float64, buf []float32, buf64 []flo
 	if s.inner >= largeUnit {
 		for j := 0; j < s.k; j++ {
 			p := s.pos + j*s.stride
-			decode(s.t, s.e+j*s.inner, values[p:p+s.inner], part(exact, p, s.inner))
+			onnx.ReadFloats(s.t, s.e+j*s.inner, values[p:p+s.inner], part(exact, p, s.inner))
 		}
 		return
 	}
 	n := s.k * s.inner
 	for r := 0; r < s.rows; r++ {
-		decode(s.t, s.e+r*s.skip, buf[r*n:(r+1)*n], part(buf64, r*n, n))
+		onnx.ReadFloats(s.t, s.e+r*s.skip, buf[r*n:(r+1)*n], part(buf64, r*n, n))
 	}
 	move(s, values, buf, false)
 	if exact != nil {
@@ -99,7 +102,7 @@ func (s span) write(values []float32, exact []float64, buf []float32, buf64 []fl
 	if s.inner >= largeUnit {
 		for j := 0; j < s.k; j++ {
 			p := s.pos + j*s.stride
-			encode(s.t, s.e+j*s.inner, values[p:p+s.inner], part(exact, p, s.inner))
+			onnx.WriteFloats(s.t, s.e+j*s.inner, values[p:p+s.inner], part(exact, p, s.inner))
 		}
 		return
 	}
@@ -109,7 +112,7 @@ func (s span) write(values []float32, exact []float64, buf []float32, buf64 []fl
 		move(s, exact, buf64, true)
 	}
 	for r := 0; r < s.rows; r++ {
-		encode(s.t, s.e+r*s.skip, buf[r*n:(r+1)*n], part(buf64, r*n, n))
+		onnx.WriteFloats(s.t, s.e+r*s.skip, buf[r*n:(r+1)*n], part(buf64, r*n, n))
 	}
 }
 
