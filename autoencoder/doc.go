@@ -58,4 +58,7 @@
 // Model.Decode writes latents back into a template, Model.Reconstruct does
 // both. Models of more tokens than the window are encoded and decoded in
 // overlapping windows whose results are averaged per token.
+// Model.DecodeTemplate writes latents into a template of another
+// architecture (other widths, other layers) by mapping the zoo's layers,
+// units and tokens onto the template's (template.go).
 package autoencoder

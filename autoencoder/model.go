@@ -220,40 +220,13 @@ func (m *Model) Reconstruct(model *onnx.Model) (*onnx.Model, error) {
 // undoes the normalisation, and writes the values into t (the template's
 // tokens) and t into a copy of template.
 func (m *Model) decodeInto(latents []float32, t *tokenizer.Tokens, template *onnx.Model) (*onnx.Model, error) {
-	f, w, l := m.frame, m.Meta.Window, m.Meta.Arch.Latent
+	f, l := m.frame, m.Meta.Arch.Latent
 	if len(latents) != f.tokens*l {
 		return nil, fmt.Errorf("autoencoder: %d latent values, want %d tokens × %d", len(latents), f.tokens, l)
 	}
-	starts := windows(f.tokens, w, m.Meta.Stride)
-	sum := make([]float32, f.tokens*f.width)
-	count := make([]float32, f.tokens)
-	for lo := 0; lo < len(starts); lo += windowsPerRun {
-		part := starts[lo:min(lo+windowsPerRun, len(starts))]
-		n := len(part)
-		z := make([]float32, 0, n*w*l)
-		pos := make([]int64, 0, n*w*3)
-		for _, s := range part {
-			z = append(z, latents[s*l:(s+w)*l]...)
-			pos = append(pos, f.positions[3*s:3*(s+w)]...)
-		}
-		out, err := m.dec.Run(runtime.NewTensor([]int64{int64(n), int64(w), int64(l)}, z),
-			runtime.NewTensor([]int64{int64(n), int64(w), 3}, pos))
-		if err != nil {
-			return nil, fmt.Errorf("autoencoder: decoder: %w", err)
-		}
-		y := out[0].Data.([]float32)
-		for j, s := range part {
-			dst := sum[s*f.width : (s+w)*f.width]
-			for i, v := range y[j*w*f.width : (j+1)*w*f.width] {
-				dst[i] += v
-			}
-			for k := s; k < s+w; k++ {
-				count[k]++
-			}
-		}
-	}
-	for i := range sum {
-		sum[i] /= count[i/f.width]
+	sum, err := m.decodeSeq(latents, f.positions, f.tokens)
+	if err != nil {
+		return nil, err
 	}
 	out := *t
 	out.Values = make([]float32, len(sum))
