@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
 
 	"github.com/hyperrep/hyperrep/autoencoder"
+	"github.com/hyperrep/hyperrep/dataset"
+	"github.com/hyperrep/hyperrep/finetune"
 	"github.com/hyperrep/hyperrep/generate"
 	"github.com/hyperrep/hyperrep/internal/progress"
 	"github.com/hyperrep/hyperrep/onnx"
@@ -57,6 +60,10 @@ one of ==, !=, >, >=, <, <= and NAME one of test_acc, train_acc,
 test_loss, train_loss, gen_gap, epoch, activation, init, optimizer, lr,
 weight_decay, momentum, dropout, seed, model.
 
+A template with BatchNormalization gets its running statistics recomputed
+on --bn-samples training images of --bn-dataset (default: the zoo's) for
+every sample, since decoded weights make the template's meaningless.
+
 OUT_DIR is written into a temporary directory and renamed into place when
 complete; an OUT_DIR that is not empty is refused unless --force replaces
 it. With --json, prints samples.jsonl's lines on stdout.
@@ -79,6 +86,8 @@ Examples:
 			mapping := fs.String("mapping", autoencoder.MapUnits, "for a template of another architecture: units or tokens")
 			between := fs.String("between", "", "interpolate: two models A.onnx,B.onnx laid out as the zoo's")
 			seed := fs.Uint64("seed", 0, "seed of the draws")
+			bnData := fs.String("bn-dataset", "", "data BatchNorm statistics of the samples are recomputed on (default: the zoo's dataset)")
+			bnSamples := fs.Int("bn-samples", 10000, "training samples BatchNorm statistics are recomputed on (0: all)")
 			o := fs.String("o", "", "output directory (required)")
 			force := fs.Bool("force", false, "replace a non-empty output directory")
 			asJSON := fs.Bool("json", false, "print the records of samples.jsonl on stdout")
@@ -148,13 +157,13 @@ Examples:
 				if err != nil {
 					return err
 				}
-				return sample(*hr, *zooDir, *o, *force, *asJSON, opts, ro)
+				return sample(*hr, *zooDir, *o, *force, *asJSON, opts, *bnData, *bnSamples, ro)
 			}
 		},
 	})
 }
 
-func sample(hr, zooDir, outDir string, force, asJSON bool, opts generate.Options, ro runtime.Options) error {
+func sample(hr, zooDir, outDir string, force, asJSON bool, opts generate.Options, bnData string, bnSamples int, ro runtime.Options) error {
 	if err := generate.CheckDir(outDir, force); err != nil {
 		return err
 	}
@@ -163,6 +172,9 @@ func sample(hr, zooDir, outDir string, force, asJSON bool, opts generate.Options
 		return err
 	}
 	defer m.Close()
+	if bnData == "" {
+		bnData = m.Meta.Zoo.Dataset
+	}
 	// The bar starts once the anchors are counted: encoding them and
 	// decoding the samples are its steps.
 	var bar *progress.Bar
@@ -174,7 +186,7 @@ func sample(hr, zooDir, outDir string, force, asJSON bool, opts generate.Options
 		bar.Add(int64(done - last))
 		last = done
 	}
-	opts.BatchNorm = recomputeBatchNorm
+	opts.BatchNorm = batchNormRecomputer(bnData, bnSamples, ro)
 	samples, err := generate.Run(m, zooDir, opts)
 	if err != nil {
 		return err
@@ -219,11 +231,27 @@ func sample(hr, zooDir, outDir string, force, asJSON bool, opts generate.Options
 	return nil
 }
 
-// recomputeBatchNorm is the one place where sampled models get the running
-// statistics of their BatchNormalization nodes recomputed on training data:
-// generate calls it for every sample of a template that has such nodes.
-//
-// TODO(finetune): call finetune.RecomputeBatchNorm(ctx, m, trainSet, ro) here
-// once package finetune is in; until then the samples keep the template's
-// statistics and samples.jsonl says "batchnorm": "template's".
-var recomputeBatchNorm func(*onnx.Model) (*onnx.Model, error)
+// batchNormRecomputer is the one place where sampled models get the
+// running statistics of their BatchNormalization nodes recomputed on
+// training data: generate calls it for every sample of a template that has
+// such nodes. The data set is opened on the first call, so that templates
+// without BatchNorm need no data.
+func batchNormRecomputer(name string, samples int, ro runtime.Options) func(*onnx.Model) (*onnx.Model, error) {
+	var train *dataset.Set
+	return func(m *onnx.Model) (*onnx.Model, error) {
+		if train == nil {
+			t, _, err := dataset.Open(name)
+			if err != nil {
+				return nil, fmt.Errorf("recomputing BatchNorm statistics: %w", err)
+			}
+			if samples > 0 && samples < t.N {
+				t = t.Subset(samples, 0)
+			}
+			train = t
+		}
+		if _, err := finetune.RecomputeBatchNorm(context.Background(), m, train, ro); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+}
