@@ -2,7 +2,9 @@ package zoo
 
 import (
 	"fmt"
+	"maps"
 	goruntime "runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -24,7 +26,8 @@ func fillRandom(tb testing.TB, s *stepper) {
 	tb.Helper()
 	r := rng.New(1)
 	spec := s.spec
-	for name, v := range s.in {
+	for _, name := range slices.Sorted(maps.Keys(s.in)) { // in one order, for one draw
+		v := s.in[name]
 		switch name {
 		case "labels":
 			for i := range v.Int64s() {

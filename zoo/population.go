@@ -200,16 +200,16 @@ func (s *popSpec) conv(b *onnx.Builder, x string, l layer, w, bias string, B, h,
 	pw = reshape(b, pw, P*4*O, C, k1, k1)
 	oh, ow := (h-k+1)/2, (wd-k+1)/2
 	y := b.Node("Conv", []string{x, pw}, onnx.Int("group", group), onnx.Ints("kernel_shape", k1, k1), onnx.Ints("strides", 2, 2))
-	// [B, P·4·O, oh, ow] -> [B, P, 4, O·oh·ow]; the max of the phases.
-	y = reshape(b, y, B, P, 4, O*oh*ow)
+	// [B, P·4·O, oh, ow] -> [B, P, 4, O, oh·ow]; the max of the phases.
+	y = reshape(b, y, B, P, 4, O, oh*ow)
 	phases := make([]string, 4)
 	for ph := range phases {
 		phases[ph] = b.Node("Slice", []string{y, int64s(b, int64(ph)), int64s(b, int64(ph+1)), int64s(b, 2)})
 	}
 	y = b.Node("Max", phases)
 	// The bias, the same for the four phases, goes after their max.
-	// [B, P, 1, O·oh·ow] -> [B, P, O, oh·ow] + [P, O, 1] -> [B, P·O, oh, ow]
-	y = b.Node("Add", []string{reshape(b, y, B, P, O, oh*ow), reshape(b, bias, P, O, 1)})
+	// [B, P, 1, O, oh·ow] + [P, 1, O, 1] -> [B, P·O, oh, ow]
+	y = b.Node("Add", []string{y, reshape(b, bias, P, 1, O, 1)})
 	return reshape(b, y, B, P*O, oh, ow)
 }
 
@@ -256,8 +256,21 @@ func int64s(b *onnx.Builder, v ...int64) string {
 // that shape as stateNames lists), then lr and weight_decay [P, 1], and
 // momentum [P, 1] (sgd) or step [] (adam, adamw: the 1-based step count).
 // Outputs: each model's loss (its weighted sum, the batch mean) and correct
-// count [P], then the new weights and state.
+// count [P], then the new weights and state. The max over the pooling
+// phases and its gradient are then fused (fuseMaxGradients,
+// reduceMaxPhases).
 func (s *popSpec) trainGraph() (*popGraph, error) {
+	g, err := s.gradientGraph()
+	if err != nil {
+		return nil, err
+	}
+	fuseMaxGradients(g.model.Graph())
+	reduceMaxPhases(g.model.Graph())
+	return g, nil
+}
+
+// gradientGraph is trainGraph as autodiff writes it, before fusion.
+func (s *popSpec) gradientGraph() (*popGraph, error) {
 	P, B := int64(s.models), int64(s.batch)
 	b := onnx.NewBuilder("population", autodiff.Opset)
 	g := &popGraph{}
@@ -376,6 +389,7 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 		g.outputs = append(g.outputs, io{o.name, onnx.Float, []int64{P}})
 	}
 	g.model = b.Model()
+	reduceMaxPhases(g.model.Graph())
 	return g, nil
 }
 

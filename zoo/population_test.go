@@ -332,3 +332,52 @@ func TestPhaseGradientIsConcat(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedMaxGradients checks that fusing the max over the pooling phases
+// and its gradient (fuseMaxGradients, reduceMaxPhases) changes no bit of a
+// training step, ties included.
+func TestFusedMaxGradients(t *testing.T) {
+	for _, name := range []string{"cnn-s", "cnn-l"} {
+		arch, err := NewArch(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := popSpec{arch: arch, act: "relu", models: 2, batch: 4, opt: "adam"}
+		var steppers []*stepper
+		for _, fused := range []bool{false, true} {
+			g, err := spec.gradientGraph()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pooled := len(slices.DeleteFunc(slices.Clone(arch.layers), func(l layer) bool { return !l.pool }))
+			if fused && (fuseMaxGradients(g.model.Graph()) != pooled || reduceMaxPhases(g.model.Graph()) != pooled) {
+				t.Fatalf("%s: did not fuse the max and its gradient of every pooled convolution", name)
+			}
+			s, err := loadStepper(spec, g, runtime.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			fillRandom(t, s)
+			for _, v := range s.currentState() {
+				clear(v.Float32s())
+			}
+			// Blank image rows make phases tie, as MNIST's background does.
+			images := s.input("images").Float32s()
+			clear(images[:len(images)/2])
+			steppers = append(steppers, s)
+		}
+		for range 3 {
+			for _, s := range steppers {
+				if err := s.step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		a, b := steppers[0], steppers[1]
+		if !slices.Equal(a.currentWeights().Float32s(), b.currentWeights().Float32s()) ||
+			!slices.Equal(a.currentState()[1].Float32s(), b.currentState()[1].Float32s()) {
+			t.Errorf("%s: fused and unfused training steps differ", name)
+		}
+	}
+}

@@ -31,6 +31,11 @@ func newStepper(spec popSpec, opts runtime.Options) (*stepper, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadStepper(spec, g, opts)
+}
+
+// loadStepper loads a training graph of spec.
+func loadStepper(spec popSpec, g *popGraph, opts runtime.Options) (*stepper, error) {
 	sess, err := g.load(opts, "training")
 	if err != nil {
 		return nil, err
