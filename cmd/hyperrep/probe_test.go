@@ -110,7 +110,7 @@ func TestProbePredict(t *testing.T) {
 			t.Errorf("--json has no rows for %s: %q", p, stdout)
 		}
 	}
-	for _, name := range []string{"report.md", "report.csv", "report.json", "probes.json", "predicted_test_acc.png", "pca.png"} {
+	for _, name := range []string{"report.md", "report.csv", "report.json", "probes.json", "representation.json", "predicted_test_acc.png", "pca.png"} {
 		f, err := os.Open(filepath.Join(rep, name))
 		if err != nil {
 			t.Error(err)
@@ -125,8 +125,8 @@ func TestProbePredict(t *testing.T) {
 		}
 		f.Close()
 	}
-	if entries, _ := os.ReadDir(rep); len(entries) != 6 {
-		t.Errorf("report directory holds %d entries, want 6", len(entries))
+	if entries, _ := os.ReadDir(rep); len(entries) != 7 {
+		t.Errorf("report directory holds %d entries, want 7", len(entries))
 	}
 
 	model := zoo.CheckpointDir(zooDir, "m1", 2) + "/model.onnx"
@@ -161,6 +161,11 @@ func TestProbePredict(t *testing.T) {
 	otherZoo := filepath.Join(dir, "other")
 	writeProbeZoo(t, otherZoo, 2, 1) // none of the hr's test models
 	newRep := filepath.Join(outDir, "r")
+	otherHR := filepath.Join(dir, "hr8")
+	if code, _, stderr := hyperrep("fit", "--zoo", zooDir, "-o", otherHR, "--epochs", "1", "--d", "16", "--layers", "1", "--heads", "2",
+		"--latent", "8", "--threads", "1", "--test", "0.25"); code != 0 {
+		t.Fatal(stderr)
+	}
 	calls := []struct {
 		name string
 		args []string
@@ -173,6 +178,8 @@ func TestProbePredict(t *testing.T) {
 		{"probe of a missing zoo", []string{"probe", "--hr", hr, "--zoo", filepath.Join(dir, "nope"), "-o", newRep}, "not a zoo"},
 		{"probe of another zoo", []string{"probe", "--hr", hr, "--zoo", otherZoo, "-o", newRep}, "test models"},
 		{"probe with a non-hr", []string{"probe", "--hr", notZoo, "--zoo", zooDir, "-o", newRep}, "not a hyper-representation"},
+		{"probe with unknown features", []string{"probe", "--hr", hr, "--zoo", zooDir, "--features", "median", "-o", newRep}, "median"},
+		{"predict with another hr", []string{"predict", "--hr", otherHR, "--probe", rep, model}, "another hyper-representation"},
 		{"predict without hr", []string{"predict", "--probe", rep, model}, "--hr"},
 		{"predict without probe", []string{"predict", "--hr", hr, model}, "--probe"},
 		{"predict of nothing", []string{"predict", "--hr", hr, "--probe", rep}, "one model"},
