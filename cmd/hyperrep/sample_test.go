@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hyperrep/hyperrep/fixtures"
+	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/zoo"
 )
 
@@ -96,5 +99,44 @@ func TestSampleBadCalls(t *testing.T) {
 		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%v: exit %d, %q; want exit %d and one line with %q", c.args, code, stderr, c.code, c.want)
 		}
+	}
+}
+
+func TestSampleRecomputesBatchNorm(t *testing.T) {
+	dir := t.TempDir()
+	zooDir, hr := filepath.Join(dir, "zoo"), filepath.Join(dir, "hr")
+	writeProbeZoo(t, zooDir, 4, 1)
+	if code, _, stderr := hyperrep("fit", "--zoo", zooDir, "-o", hr, "--epochs", "1", "--d", "16", "--layers", "1", "--heads", "2",
+		"--latent", "4", "--threads", "1"); code != 0 {
+		t.Fatal(stderr)
+	}
+	out := filepath.Join(dir, "bn")
+	code, stdout, stderr := hyperrep("sample", "--hr", hr, "--zoo", zooDir, "-n", "1", "--template", fixtures.Path(fixtures.CNNBN),
+		"--bn-samples", "256", "--threads", "1", "--json", "-o", out)
+	if code != 0 || !strings.Contains(stdout, `"batchnorm":"recomputed"`) {
+		t.Fatalf("sample into a BatchNorm template: exit %d, %q, %q", code, stdout, stderr)
+	}
+	// The recomputed statistics are the sample's own: not the template's.
+	tmpl, err := onnx.Read(fixtures.Path(fixtures.CNNBN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := onnx.Read(filepath.Join(out, "sample_0000.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := func(m *onnx.Model) []float32 {
+		ix, err := onnx.NewIndex(m.Graph())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := onnx.Float32s(ix.Tensor("bn1.running_mean"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if a, b := mean(tmpl), mean(got); len(a) != 8 || slices.Equal(a, b) {
+		t.Error("bn1.running_mean is the template's")
 	}
 }
