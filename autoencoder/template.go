@@ -91,8 +91,9 @@ func (m *Model) MapLayers(template *onnx.Model) ([]int, error) {
 // layer (the classifier) to the zoo's last; every other layer to the zoo
 // layer of the same op (Gemm and MatMul count as one) and the same rank
 // among the layers of that op, the zoo's last layer left out, or to the
-// last such layer when the template has more, so that extra layers repeat
-// the deepest hidden layer of their kind. A layer whose op the zoo lacks
+// last such layer when the template has more: extra layers are filled as
+// identities where their shape allows (see identity), else repeat the
+// deepest hidden layer of their kind. A layer whose op the zoo lacks
 // maps by relative depth among all layers.
 func mapLayers(zoo, tpl tokenizer.Layout) []int {
 	kind := func(op string) string {
@@ -203,8 +204,14 @@ func (m *Model) fillUnits(dst, latents []float32, t *tokenizer.Tokens, src []int
 	raw := make([]float32, len(norm))
 	f.denormalise(raw, norm)
 	copy(dst, t.Values) // tensors without a source keep the template's values
+	seen := map[int]bool{}
 	for j, tl := range t.Layout.Layers {
 		sl := m.Meta.Layout.Layers[src[j]]
+		extra := seen[src[j]] && j != len(t.Layout.Layers)-1
+		seen[src[j]] = true
+		if extra && identity(dst, tl, j, w, tr) {
+			continue
+		}
 		for ti, tt := range tl.Tensors {
 			if ti >= len(sl.Tensors) {
 				continue
@@ -254,6 +261,57 @@ func (m *Model) fillUnits(dst, latents []float32, t *tokenizer.Tokens, src []int
 		}
 	}
 	return nil
+}
+
+// identity fills layer j of the template, an extra layer the zoo has no
+// counterpart of, as Net2Net deepens (Chen et al., 2016): a weight whose
+// units match its inputs becomes the identity (1 at the kernel's centre),
+// its bias 0, so that the layer passes its input on and, under ReLU after
+// ReLU, the deeper model computes the zoo model's function. Reports
+// whether it did; a layer of another shape is left to the usual mapping.
+func identity(dst []float32, tl tokenizer.Layer, j, w int, tr map[[2]int64]int) bool {
+	var weight *tokenizer.Tensor
+	for i := range tl.Tensors {
+		if tl.Tensors[i].Role == onnx.RoleWeight {
+			weight = &tl.Tensors[i]
+		}
+	}
+	if weight == nil || weight.UnitAxis != 0 {
+		return false
+	}
+	dims := otherDims(*weight)
+	if len(dims) == 0 || dims[0] != weight.Units {
+		return false
+	}
+	for _, tt := range tl.Tensors {
+		if tt.Role != onnx.RoleWeight && tt.Role != onnx.RoleBias {
+			continue
+		}
+		for u := range tt.Units {
+			start, ok := tr[[2]int64{int64(j), int64(tt.Row + u)}]
+			if !ok {
+				continue
+			}
+			for i := range tt.PerRow {
+				v := float32(0)
+				if tt.Role == onnx.RoleWeight {
+					// i as a multi-index over the row's dims: input
+					// channel first, then the kernel's axes.
+					rem, centre := i, true
+					for a := len(dims) - 1; a >= 1; a-- {
+						centre = centre && rem%dims[a] == dims[a]/2
+						rem /= dims[a]
+					}
+					if centre && rem == u {
+						v = 1
+					}
+				}
+				tc := tt.Offset + i
+				dst[(start+tc/w)*w+tc%w] = v
+			}
+		}
+	}
+	return true
 }
 
 // otherDims are a tensor's dims without its unit axis: the shape of one row.

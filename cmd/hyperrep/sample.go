@@ -52,7 +52,7 @@ told (Relu, Tanh, Sigmoid, Erf for GELU). A template of another
 architecture than the zoo's (other widths, more or fewer layers) is filled
 by --mapping: units (default; the zoo model decoded, then widened or cut
 unit by unit as Net2Net does, which keeps its function when only widths
-grow) or tokens (SANE: the template's tokens decoded from the latents of
+grow, and extra layers of as many units as inputs set to the identity) or tokens (SANE: the template's tokens decoded from the latents of
 the zoo tokens at the same layer, row and place, at their positions).
 
 --where takes comparisons joined by "," or "&&": NAME OP VALUE with OP
