@@ -8,6 +8,22 @@ import (
 	"github.com/hyperrep/hyperrep/onnx/pb"
 )
 
+// graphIndex maps each value of g to the node that produces it, and each
+// initializer's name to it: what the rewrites look their patterns up in.
+func graphIndex(g *pb.GraphProto) (producer map[string]*pb.NodeProto, inits map[string]*pb.TensorProto) {
+	producer = map[string]*pb.NodeProto{}
+	for _, n := range g.Node {
+		for _, o := range n.Output {
+			producer[o] = n
+		}
+	}
+	inits = map[string]*pb.TensorProto{}
+	for _, t := range g.Initializer {
+		inits[t.GetName()] = t
+	}
+	return producer, inits
+}
+
 // concatPaddedSlices rewrites Sum(Pad(a₀), ..., Pad(aₙ₋₁)), where the
 // Pads put inputs of length one side by side along one axis and together
 // fill it, into Concat(a₀, ..., aₙ₋₁). autodiff writes the gradient of
@@ -22,22 +38,15 @@ import (
 // the unit-length pooling phases; the equivalence tests compare gradients
 // with and without the rewrite. It returns how many Sums it rewrote.
 func concatPaddedSlices(g *pb.GraphProto) int {
+	producer, inits := graphIndex(g)
 	consumers := map[string]int{}
-	producer := map[string]*pb.NodeProto{}
 	for _, n := range g.Node {
 		for _, in := range n.Input {
 			consumers[in]++
 		}
-		for _, o := range n.Output {
-			producer[o] = n
-		}
 	}
 	for _, o := range g.Output {
 		consumers[o.GetName()]++
-	}
-	inits := map[string]*pb.TensorProto{}
-	for _, t := range g.Initializer {
-		inits[t.GetName()] = t
 	}
 	dead := map[*pb.NodeProto]bool{}
 	rewritten := 0
@@ -134,16 +143,7 @@ func ptr[T any](v T) *T { return &v }
 // in any order, the counts are small integers, and each element is still
 // dy/count times 0 or 1. It returns how many Concats it rewrote.
 func fuseMaxGradients(g *pb.GraphProto) int {
-	producer := map[string]*pb.NodeProto{}
-	for _, n := range g.Node {
-		for _, o := range n.Output {
-			producer[o] = n
-		}
-	}
-	inits := map[string]*pb.TensorProto{}
-	for _, t := range g.Initializer {
-		inits[t.GetName()] = t
-	}
+	producer, inits := graphIndex(g)
 	op := func(name, typ string, inputs int) *pb.NodeProto {
 		n := producer[name]
 		if n == nil || n.GetOpType() != typ || n.GetDomain() != "" || len(n.Input) != inputs {
@@ -233,16 +233,7 @@ func fuseMaxGradients(g *pb.GraphProto) int {
 // the evaluation graph. The max of floats is exact in any order, so the
 // values are the same. It returns how many it rewrote.
 func reduceMaxPhases(g *pb.GraphProto) int {
-	producer := map[string]*pb.NodeProto{}
-	for _, n := range g.Node {
-		for _, o := range n.Output {
-			producer[o] = n
-		}
-	}
-	inits := map[string]*pb.TensorProto{}
-	for _, t := range g.Initializer {
-		inits[t.GetName()] = t
-	}
+	producer, inits := graphIndex(g)
 	rewritten := 0
 	for _, n := range g.Node {
 		if n.GetOpType() != "Max" || n.GetDomain() != "" || len(n.Input) < 2 {
