@@ -17,9 +17,12 @@
 // (hyperparameters, with values as strings) by a multinomial Logistic
 // classifier and scored by accuracy. Both standardise the features on the
 // samples they are fitted on, leave the intercept unpenalised, and choose
-// their penalty λ from a log-spaced grid (RidgeGrid, LogisticGrid) by the
-// score on validation samples; the probe is then refitted with that λ on the
-// training and validation samples together, and scored once on the test
+// their penalty λ from a log-spaced grid (RidgeGrid, LogisticGrid) by
+// cross-validation over the training models (DefaultFolds folds, a model's
+// samples always in one fold: its checkpoints are alike, and a fold that
+// split them would reward memorising models), or with Options.Folds 1 by
+// the score on the validation samples; the probe is then refitted with that
+// λ on all training and validation samples, and scored once on the test
 // samples.
 //
 // Both work in the row space of the standardised features: from the

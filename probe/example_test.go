@@ -51,7 +51,7 @@ func ExampleRun() {
 	res.Report.WriteTable(os.Stdout)
 	// Output:
 	// property    metric       hyperrep  epochs
-	// test_acc    r2              1.000   0.840
+	// test_acc    r2              1.000   0.850
 	// test_acc    kendall_tau     1.000   0.838
 	// activation  accuracy        1.000   0.333
 }

@@ -144,11 +144,20 @@ func (l *Logistic) scores(x mat.Matrix) (*mat.Dense, error) {
 // crossEntropy is the mean −log probability of the true class over the rows
 // whose class the model knows.
 func (l *Logistic) crossEntropy(x mat.Matrix, y []string) float64 {
-	s, err := l.scores(x)
-	if err != nil {
+	sum, n := l.crossEntropySum(x, y)
+	if n == 0 {
 		return math.Inf(1)
 	}
-	sum, n := 0.0, 0
+	return sum / float64(n)
+}
+
+// crossEntropySum is the summed −log probability of the true class over the
+// n rows whose class the model knows.
+func (l *Logistic) crossEntropySum(x mat.Matrix, y []string) (sum float64, n int) {
+	s, err := l.scores(x)
+	if err != nil {
+		return math.Inf(1), 0
+	}
 	for i, label := range y {
 		c, ok := slices.BinarySearch(l.Classes, label)
 		if !ok {
@@ -158,10 +167,7 @@ func (l *Logistic) crossEntropy(x mat.Matrix, y []string) float64 {
 		sum += logSumExp(row) - row[c]
 		n++
 	}
-	if n == 0 {
-		return math.Inf(1)
-	}
-	return sum / float64(n)
+	return sum, n
 }
 
 // logitFit is a problem set up for solving at any penalty, in the

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -105,6 +106,13 @@ type Data struct {
 type Options struct {
 	RidgeGrid    []float64 // penalties to choose from; empty: RidgeGrid()
 	LogisticGrid []float64 // empty: LogisticGrid()
+	// Folds is how the penalties are chosen: by Folds-fold
+	// cross-validation over the models of the Train and Validation parts
+	// together (0: DefaultFolds), or with 1 by fitting on the Train part
+	// and scoring on the Validation part.
+	Folds int
+	// Seed draws which models go into which fold.
+	Seed uint64
 	// Progress, if not nil, is called after each probe with the number
 	// fitted so far and the total.
 	Progress func(done, total int)
@@ -145,14 +153,17 @@ func (r *Result) Probe(representation, property string) *Probe {
 }
 
 // Run fits, for every target and representation, a probe on the training
-// samples with its penalty chosen on the validation samples (see
-// SelectRidge and SelectLogistic), and scores it on the test samples: R²
-// and, with Tau, Kendall's τ for a continuous target, accuracy for a
-// categorical one. Samples whose target is unknown are left out of that
+// and validation samples with its penalty chosen by cross-validation over
+// their models (or on the validation samples: see Options.Folds), and
+// scores it on the test samples: R² and, with Tau, Kendall's τ for a
+// continuous target, accuracy for a categorical one. Samples whose target is unknown are left out of that
 // target's probes.
 func Run(d *Data, opts *Options) (*Result, error) {
 	if opts == nil {
 		opts = &Options{}
+	}
+	if opts.Folds < 0 {
+		return nil, fmt.Errorf("probe: %d folds, want 0 (the default, %d), 1 (the validation split) or more", opts.Folds, DefaultFolds)
 	}
 	xs, parts, err := d.check()
 	if err != nil {
@@ -165,7 +176,7 @@ func Run(d *Data, opts *Options) (*Result, error) {
 	idx := make([][Test + 1][]int, len(d.Targets))
 	byTarget := make([][]Row, len(d.Targets)) // the report rows of each target
 	for i, t := range d.Targets {
-		if idx[i], err = t.samples(parts); err != nil {
+		if idx[i], err = t.samples(parts, opts.Folds == 1); err != nil {
 			return nil, err
 		}
 		metrics := []string{MetricAccuracy}
@@ -186,7 +197,7 @@ func Run(d *Data, opts *Options) (*Result, error) {
 	for k, x := range xs {
 		c := &designs{x: x, m: map[string]*design{}}
 		for i, t := range d.Targets {
-			p, err := fit(c, t, idx[i], d.Features[k].Name, opts)
+			p, err := fit(c, t, idx[i], d.Models, d.Features[k].Name, opts)
 			if err != nil {
 				return nil, fmt.Errorf("probe: %s from %s: %w", t.Name, d.Features[k].Name, err)
 			}
@@ -297,15 +308,20 @@ func (d *Data) check() ([]*mat.Dense, []Part, error) {
 	return xs, parts, nil
 }
 
-// samples lists, per part, the samples whose target is known.
-func (t Target) samples(parts []Part) (idx [Test + 1][]int, err error) {
+// samples lists, per part, the samples whose target is known; split says
+// whether the penalty is chosen on the Validation part, which then needs
+// samples too.
+func (t Target) samples(parts []Part, split bool) (idx [Test + 1][]int, err error) {
 	for i, p := range parts {
 		if t.Values != nil && math.IsNaN(t.Values[i]) || t.Labels != nil && t.Labels[i] == "" {
 			continue
 		}
 		idx[p] = append(idx[p], i)
 	}
-	least := [...]int{Train: 1, Validation: 1, Test: 1}
+	least := [...]int{Train: 1, Validation: 0, Test: 1}
+	if split {
+		least[Validation] = 1
+	}
 	if t.Values != nil {
 		least[Train] = 2
 	}
@@ -318,7 +334,34 @@ func (t Target) samples(parts []Part) (idx [Test + 1][]int, err error) {
 }
 
 // fit selects, refits and tests one probe.
-func fit(c *designs, t Target, idx [Test + 1][]int, rep string, opts *Options) (*Probe, error) {
+func fit(c *designs, t Target, idx [Test + 1][]int, models []string, rep string, opts *Options) (*Probe, error) {
+	if opts.Folds == 1 {
+		return fitSplit(c, t, idx, rep, opts)
+	}
+	folds, err := modelFolds(slices.Concat(idx[Train], idx[Validation]), models, cmp.Or(opts.Folds, DefaultFolds), opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	p := &Probe{Representation: rep, Property: t.Name, Test: idx[Test]}
+	xte := rows(c.x, idx[Test])
+	if t.Values != nil {
+		if p.Ridge, p.Validation, err = cvRidge(c, t.Values, folds, opts.RidgeGrid); err != nil {
+			return nil, err
+		}
+		p.True = pickValues(t.Values, idx[Test])
+		p.Predicted, err = p.Ridge.Predict(xte)
+		return p, err
+	}
+	if p.Logistic, p.Validation, err = cvLogistic(c, t.Labels, folds, opts.LogisticGrid); err != nil {
+		return nil, err
+	}
+	p.TrueLabels = pickLabels(t.Labels, idx[Test])
+	p.PredictedLabels, err = p.Logistic.Predict(xte)
+	return p, err
+}
+
+// fitSplit is fit with the penalty chosen on the validation samples.
+func fitSplit(c *designs, t Target, idx [Test + 1][]int, rep string, opts *Options) (*Probe, error) {
 	p := &Probe{Representation: rep, Property: t.Name, Test: idx[Test]}
 	train, err := c.get(idx[Train])
 	if err != nil {
@@ -327,13 +370,7 @@ func fit(c *designs, t Target, idx [Test + 1][]int, rep string, opts *Options) (
 	all := func() (*design, error) { return c.get(idx[Train], idx[Validation]) }
 	xval, xte := rows(c.x, idx[Validation]), rows(c.x, idx[Test])
 	if t.Values != nil {
-		pick := func(part Part) []float64 {
-			out := make([]float64, len(idx[part]))
-			for k, i := range idx[part] {
-				out[k] = t.Values[i]
-			}
-			return out
-		}
+		pick := func(part Part) []float64 { return pickValues(t.Values, idx[part]) }
 		if p.Ridge, p.Validation, err = selectRidge(train, pick(Train), xval, pick(Validation), opts.RidgeGrid, all); err != nil {
 			return nil, err
 		}
@@ -341,13 +378,7 @@ func fit(c *designs, t Target, idx [Test + 1][]int, rep string, opts *Options) (
 		p.Predicted, err = p.Ridge.Predict(xte)
 		return p, err
 	}
-	pick := func(part Part) []string {
-		out := make([]string, len(idx[part]))
-		for k, i := range idx[part] {
-			out[k] = t.Labels[i]
-		}
-		return out
-	}
+	pick := func(part Part) []string { return pickLabels(t.Labels, idx[part]) }
 	if p.Logistic, p.Validation, err = selectLogistic(train, pick(Train), xval, pick(Validation), opts.LogisticGrid, all); err != nil {
 		return nil, err
 	}

@@ -176,26 +176,36 @@ func TestRunErrors(t *testing.T) {
 		name   string
 		change func(d *Data)
 		want   string
+		folds  int
 	}{
-		{"model without part", func(d *Data) { delete(d.Split, d.Models[0]) }, `model "m00" has no part in the split`},
-		{"reserved name", func(d *Data) { d.Features[0].Name = "metric" }, `representation name "metric"`},
-		{"repeated name", func(d *Data) { d.Features[1].Name = "good" }, `representation name "good"`},
-		{"rows", func(d *Data) { d.Features[0].X = mat.NewDense(3, 16, nil) }, "representation good is 3×16, want 144×16"},
-		{"both kinds", func(d *Data) { d.Targets[0].Labels = make([]string, len(d.Models)) }, "test_acc needs either values or labels"},
-		{"length", func(d *Data) { d.Targets[4].Labels = d.Targets[4].Labels[:5] }, "activation has 5 values for 144 samples"},
+		{"model without part", func(d *Data) { delete(d.Split, d.Models[0]) }, `model "m00" has no part in the split`, 0},
+		{"reserved name", func(d *Data) { d.Features[0].Name = "metric" }, `representation name "metric"`, 0},
+		{"repeated name", func(d *Data) { d.Features[1].Name = "good" }, `representation name "good"`, 0},
+		{"rows", func(d *Data) { d.Features[0].X = mat.NewDense(3, 16, nil) }, "representation good is 3×16, want 144×16", 0},
+		{"both kinds", func(d *Data) { d.Targets[0].Labels = make([]string, len(d.Models)) }, "test_acc needs either values or labels", 0},
+		{"length", func(d *Data) { d.Targets[4].Labels = d.Targets[4].Labels[:5] }, "activation has 5 values for 144 samples", 0},
 		{"no validation", func(d *Data) {
 			for id, p := range d.Split {
 				if p == Validation {
 					d.Split[id] = Train
 				}
 			}
-		}, "test_acc: 0 validation samples"},
-		{"nan feature", func(d *Data) { d.Features[1].X.(*mat.Dense).Set(5, 2, math.NaN()) }, "representation noise has NaN at row 5, column 2"},
+		}, "test_acc: 0 validation samples", 1},
+		{"negative folds", func(d *Data) {}, "-1 folds", -1},
+		{"one training model", func(d *Data) {
+			for id, p := range d.Split {
+				if p != Test && id != "m00" {
+					d.Split[id] = Unused
+				}
+			}
+			d.Split["m00"] = Train
+		}, "1 training models, want at least 2", 0},
+		{"nan feature", func(d *Data) { d.Features[1].X.(*mat.Dense).Set(5, 2, math.NaN()) }, "representation noise has NaN at row 5, column 2", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			z := newSynthZoo(24, 6)
 			tc.change(&z.data)
-			_, err := Run(&z.data, nil)
+			_, err := Run(&z.data, &Options{Folds: tc.folds})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}

@@ -45,8 +45,10 @@ regression (scored by R², and Kendall's tau for test_acc), and every
 hyperparameter that varies in the zoo (activation, init, optimizer, lr,
 weight_decay, dropout) by multinomial logistic regression (scored by
 accuracy). The probes are scored on the checkpoints of the models the
-hyper-representation held out for tests; its other models train them, a
-fifth of those (drawn by --seed) choosing the penalties.
+hyper-representation held out for tests and trained on those of its other
+models, with their penalties chosen by cross-validation over those models
+(--folds, the checkpoints of a model always in one fold, drawn by --seed;
+--folds 1 chooses them on a fifth of the models held out instead).
 
 The hyper-representation's features (--features) are by default the 0, 25,
 50, 75 and 100 % quantiles of each layer's token latents, per latent value:
@@ -71,7 +73,8 @@ Examples:
 			zooDir := fs.String("zoo", "", "the zoo directory (required)")
 			o := fs.String("o", "", "write the report, probes and figures into this directory")
 			asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
-			seed := fs.Uint64("seed", 1, "seed of the validation models drawn from the training models")
+			seed := fs.Uint64("seed", 1, "seed of the folds (with --folds 1: of the validation models)")
+			folds := fs.Int("folds", probe.DefaultFolds, "folds of the cross-validation over the training models that chooses the penalties; 1: a validation fifth of them")
 			features := fs.String("features", autoencoder.FeaturesLayers, "the hyper-representation's features: layers (per-layer quantiles of the token latents) or embedding")
 			rt := runtimeFlags(fs)
 			return func(args []string) error {
@@ -81,6 +84,9 @@ Examples:
 				if *hr == "" || *zooDir == "" {
 					return usagef("want --hr HR and --zoo ZOO")
 				}
+				if *folds < 1 {
+					return usagef("--folds %d, want 1 or more", *folds)
+				}
 				if *features != autoencoder.FeaturesLayers && *features != autoencoder.FeaturesEmbedding {
 					return usagef("--features %q, want layers or embedding", *features)
 				}
@@ -88,7 +94,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				return probeZoo(*hr, *zooDir, *o, *asJSON, *seed, *features, opts)
+				return probeZoo(*hr, *zooDir, *o, *asJSON, *seed, *folds, *features, opts)
 			}
 		},
 	})
@@ -194,7 +200,7 @@ func readRepresentation(dir string) (representation, error) {
 	return r, nil
 }
 
-func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, features string, opts runtime.Options) error {
+func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, folds int, features string, opts runtime.Options) error {
 	if outDir != "" {
 		if fi, err := os.Stat(outDir); err == nil && !fi.IsDir() {
 			return fmt.Errorf("%s exists and is not a directory", outDir)
@@ -214,7 +220,7 @@ func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, features stri
 	}
 	bar := newBar("probe: fit", int64(len(pd.data.Targets)*len(pd.data.Features)), "probes")
 	var last int
-	res, err := probe.Run(pd.data, &probe.Options{Progress: func(done, total int) {
+	res, err := probe.Run(pd.data, &probe.Options{Folds: folds, Seed: seed, Progress: func(done, total int) {
 		bar.Add(int64(done - last))
 		last = done
 	}})

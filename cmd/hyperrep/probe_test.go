@@ -179,6 +179,7 @@ func TestProbePredict(t *testing.T) {
 		{"probe of another zoo", []string{"probe", "--hr", hr, "--zoo", otherZoo, "-o", newRep}, "test models"},
 		{"probe with a non-hr", []string{"probe", "--hr", notZoo, "--zoo", zooDir, "-o", newRep}, "not a hyper-representation"},
 		{"probe with unknown features", []string{"probe", "--hr", hr, "--zoo", zooDir, "--features", "median", "-o", newRep}, "median"},
+		{"probe with no folds", []string{"probe", "--hr", hr, "--zoo", zooDir, "--folds", "0", "-o", newRep}, "--folds 0"},
 		{"predict with another hr", []string{"predict", "--hr", otherHR, "--probe", rep, model}, "another hyper-representation"},
 		{"predict without hr", []string{"predict", "--probe", rep, model}, "--hr"},
 		{"predict without probe", []string{"predict", "--hr", hr, model}, "--probe"},

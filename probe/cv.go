@@ -1,0 +1,175 @@
+package probe
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/hyperrep/hyperrep/internal/rng"
+)
+
+// DefaultFolds is the number of folds of the cross-validation over the
+// training models that chooses a probe's penalty when Options.Folds is 0.
+const DefaultFolds = 5
+
+// modelFolds divides the samples pool (indices into models) into k folds,
+// or into as many as there are models when they are fewer, keeping the
+// samples of a model together: models are dealt out in an order drawn by
+// seed, so that the folds depend on the set of models, not on the order of
+// the samples.
+func modelFolds(pool []int, models []string, k int, seed uint64) ([][]int, error) {
+	ids := make([]string, 0, len(pool))
+	for _, i := range pool {
+		ids = append(ids, models[i])
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) < 2 {
+		return nil, fmt.Errorf("probe: %d training models, want at least 2 to cross-validate on", len(ids))
+	}
+	k = min(k, len(ids))
+	fold := make(map[string]int, len(ids))
+	for rank, i := range rng.New(seed).Perm(len(ids)) {
+		fold[ids[i]] = rank % k
+	}
+	out := make([][]int, k)
+	for _, i := range pool {
+		out[fold[models[i]]] = append(out[fold[models[i]]], i)
+	}
+	return out, nil
+}
+
+// rest is every fold but fold f, concatenated.
+func rest(folds [][]int, f int) []int {
+	var out []int
+	for g, idx := range folds {
+		if g != f {
+			out = append(out, idx...)
+		}
+	}
+	return out
+}
+
+// cvRidge chooses from grid the penalty whose fits on all folds but one
+// have the least squared error summed over the held-out folds (the larger
+// penalty on a tie), and returns the fit with it on all folds together,
+// with the R² of the held-out predictions at that penalty.
+func cvRidge(c *designs, y []float64, folds [][]int, grid []float64) (*Ridge, float64, error) {
+	grid, err := checkGrid(grid, RidgeGrid())
+	if err != nil {
+		return nil, 0, err
+	}
+	sse := make([]float64, len(grid))
+	for f, hold := range folds {
+		in := rest(folds, f)
+		d, err := c.get(in)
+		if err != nil {
+			return nil, 0, err
+		}
+		fit, xh, yh := newRidgeFit(d, pickValues(y, in)), rows(c.x, hold), pickValues(y, hold)
+		for k, l := range grid {
+			pred, err := fit.model(l).Predict(xh)
+			if err != nil {
+				return nil, 0, err
+			}
+			sse[k] += MSE(yh, pred) * float64(len(hold))
+		}
+	}
+	best := 0
+	for k := range grid {
+		// <= prefers the larger penalty on a tie: the grid ascends.
+		if sse[k] <= sse[best] {
+			best = k
+		}
+	}
+	all := slices.Concat(folds...)
+	d, err := c.get(all)
+	if err != nil {
+		return nil, 0, err
+	}
+	ya := pickValues(y, all)
+	mean := 0.0
+	for _, v := range ya {
+		mean += v / float64(len(ya))
+	}
+	sst := 0.0
+	for _, v := range ya {
+		sst += (v - mean) * (v - mean)
+	}
+	score := 1 - sse[best]/sst
+	if sst == 0 {
+		score = math.NaN()
+	}
+	return newRidgeFit(d, ya).model(grid[best]), score, nil
+}
+
+// cvLogistic chooses from grid the penalty whose fits on all folds but one
+// classify the most held-out samples correctly, breaking ties by the lower
+// held-out cross-entropy and then by the larger penalty, and returns the
+// fit with it on all folds together, with the held-out accuracy at that
+// penalty. A held-out label that its fold's training samples lack counts as
+// an error.
+func cvLogistic(c *designs, labels []string, folds [][]int, grid []float64) (*Logistic, float64, error) {
+	grid, err := checkGrid(grid, LogisticGrid())
+	if err != nil {
+		return nil, 0, err
+	}
+	correct := make([]int, len(grid))
+	loss := make([]float64, len(grid))
+	for f, hold := range folds {
+		in := rest(folds, f)
+		d, err := c.get(in)
+		if err != nil {
+			return nil, 0, err
+		}
+		fit, xh, yh := newLogitFit(d, pickLabels(labels, in)), rows(c.x, hold), pickLabels(labels, hold)
+		var theta []float64
+		// From the largest penalty down, each fit starting where the
+		// previous ended.
+		for k := len(grid) - 1; k >= 0; k-- {
+			if theta, err = fit.solve(grid[k], theta); err != nil {
+				return nil, 0, err
+			}
+			m := fit.model(grid[k], theta)
+			pred, err := m.Predict(xh)
+			if err != nil {
+				return nil, 0, err
+			}
+			for i := range yh {
+				if pred[i] == yh[i] {
+					correct[k]++
+				}
+			}
+			sum, _ := m.crossEntropySum(xh, yh)
+			loss[k] += sum
+		}
+	}
+	best := len(grid) - 1
+	for k := len(grid) - 2; k >= 0; k-- {
+		if correct[k] > correct[best] || correct[k] == correct[best] && loss[k] < loss[best] {
+			best = k
+		}
+	}
+	all := slices.Concat(folds...)
+	d, err := c.get(all)
+	if err != nil {
+		return nil, 0, err
+	}
+	m, err := newLogitFit(d, pickLabels(labels, all)).fit(grid[best], nil)
+	return m, float64(correct[best]) / float64(len(all)), err
+}
+
+func pickValues(v []float64, idx []int) []float64 {
+	out := make([]float64, len(idx))
+	for k, i := range idx {
+		out[k] = v[i]
+	}
+	return out
+}
+
+func pickLabels(v []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for k, i := range idx {
+		out[k] = v[i]
+	}
+	return out
+}
