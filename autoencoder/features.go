@@ -11,16 +11,19 @@ import (
 const (
 	// FeaturesEmbedding is the model's embedding (Config.Pooling).
 	FeaturesEmbedding = "embedding"
-	// FeaturesLayers are, for each layer and latent value, the 0, 25, 50,
-	// 75 and 100 % quantiles over the layer's tokens: [Layers·Latent·5].
+	// FeaturesLayers are, for each layer and latent value, the 0, 12.5,
+	// 25, …, 87.5 and 100 % quantiles over the layer's tokens:
+	// [Layers·Latent·9].
 	// Like s(W) for weights, they do not change when hidden units are
 	// permuted, and they keep how a layer's tokens spread, which a mean
 	// over all tokens averages away.
 	FeaturesLayers = "layers"
 )
 
-// quantiles are the levels of FeaturesLayers.
-var quantiles = []float64{0, 0.25, 0.5, 0.75, 1}
+// quantiles are the levels of FeaturesLayers. Nine held-out R² of test
+// accuracy 0.01 to 0.03 above five (0, 25, 50, 75, 100 %) on fits of a
+// 64-model zoo; seventeen did no better.
+var quantiles = []float64{0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1}
 
 // Features returns one feature vector per model, pooled from its token
 // latents as pooling (FeaturesEmbedding or FeaturesLayers) says.

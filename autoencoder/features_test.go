@@ -64,14 +64,14 @@ func TestLayerFeatures(t *testing.T) {
 				}
 			}
 			slices.Sort(col)
-			f := got[0][(li*l+d)*5:]
+			f := got[0][(li*l+d)*9:]
 			n := len(col)
 			median := col[n/2]
 			if n%2 == 0 {
 				median = (col[n/2-1] + col[n/2]) / 2
 			}
-			if f[0] != col[0] || f[4] != col[n-1] || math.Abs(float64(f[2]-median)) > 1e-6 {
-				t.Fatalf("layer %d latent %d: %v, want min %v, median %v, max %v", li, d, f[:5], col[0], median, col[n-1])
+			if f[0] != col[0] || f[8] != col[n-1] || math.Abs(float64(f[4]-median)) > 1e-6 {
+				t.Fatalf("layer %d latent %d: %v, want min %v, median %v, max %v", li, d, f[:9], col[0], median, col[n-1])
 			}
 		}
 	}

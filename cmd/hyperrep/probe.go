@@ -50,14 +50,16 @@ models, with their penalties chosen by cross-validation over those models
 (--folds, the checkpoints of a model always in one fold, drawn by --seed;
 --folds 1 chooses them on a fifth of the models held out instead).
 
-The hyper-representation's features (--features) are by default the 0, 25,
-50, 75 and 100 % quantiles of each layer's token latents, per latent value:
-like s(W), they are the same for every order of the hidden units. The
-alternative is the model's embedding, the pooled latent that sample draws
-from; a mean over all tokens averages away how each layer's latents spread:
-on a 64-model cnn-s grid zoo, five fits predicted held-out test accuracy
-with R² 0.04 to 0.51 from the embedding and 0.71 to 0.88 from the layer
-quantiles (s(W): 0.87).
+The hyper-representation's features (--features) are by default the 0,
+12.5, 25, ..., 87.5 and 100 % quantiles of each layer's token latents, per
+latent value: they summarise each layer over its tokens, as s(W) summarises
+it over its weights. The alternative is the model's embedding, the pooled
+latent that sample draws from; a mean over all tokens averages away how
+each layer's latents spread. On a 64-model cnn-s grid zoo, three fits (d 64,
+2+2 blocks, context 128, 60 epochs; --seed 0, 1, 2 of fit, so three
+different held-out sets of 10 models) predicted held-out test accuracy with
+R² 0.895, 0.825 and 0.863 from the layer quantiles, 0.509, 0.543 and 0.442
+from the embedding; s(W) 0.883, 0.906 and 0.879 on the same models.
 
 Prints a table, one row per property and metric and one column per
 representation, or with --json the object {"rows": [...]}. With -o, also
