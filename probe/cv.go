@@ -3,7 +3,9 @@ package probe
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/hyperrep/hyperrep/internal/rng"
 )
@@ -58,20 +60,31 @@ func cvRidge(c *designs, y []float64, folds [][]int, grid []float64) (*Ridge, fl
 	if err != nil {
 		return nil, 0, err
 	}
-	sse := make([]float64, len(grid))
-	for f, hold := range folds {
-		in := rest(folds, f)
+	perFold := make([][]float64, len(folds)) // squared error per penalty
+	err = eachFold(len(folds), func(f int) error {
+		hold, in := folds[f], rest(folds, f)
 		d, err := c.get(in)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
 		fit, xh, yh := newRidgeFit(d, pickValues(y, in)), rows(c.x, hold), pickValues(y, hold)
+		perFold[f] = make([]float64, len(grid))
 		for k, l := range grid {
 			pred, err := fit.model(l).Predict(xh)
 			if err != nil {
-				return nil, 0, err
+				return err
 			}
-			sse[k] += MSE(yh, pred) * float64(len(hold))
+			perFold[f][k] = MSE(yh, pred) * float64(len(hold))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	sse := make([]float64, len(grid))
+	for _, e := range perFold { // in fold order: the sums do not depend on scheduling
+		for k := range sse {
+			sse[k] += e[k]
 		}
 	}
 	best := 0
@@ -113,34 +126,46 @@ func cvLogistic(c *designs, labels []string, folds [][]int, grid []float64) (*Lo
 	if err != nil {
 		return nil, 0, err
 	}
-	correct := make([]int, len(grid))
-	loss := make([]float64, len(grid))
-	for f, hold := range folds {
-		in := rest(folds, f)
+	foldCorrect := make([][]int, len(folds))
+	foldLoss := make([][]float64, len(folds))
+	err = eachFold(len(folds), func(f int) error {
+		hold, in := folds[f], rest(folds, f)
 		d, err := c.get(in)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
 		fit, xh, yh := newLogitFit(d, pickLabels(labels, in)), rows(c.x, hold), pickLabels(labels, hold)
+		foldCorrect[f], foldLoss[f] = make([]int, len(grid)), make([]float64, len(grid))
 		var theta []float64
 		// From the largest penalty down, each fit starting where the
 		// previous ended.
 		for k := len(grid) - 1; k >= 0; k-- {
 			if theta, err = fit.solve(grid[k], theta); err != nil {
-				return nil, 0, err
+				return err
 			}
 			m := fit.model(grid[k], theta)
 			pred, err := m.Predict(xh)
 			if err != nil {
-				return nil, 0, err
+				return err
 			}
 			for i := range yh {
 				if pred[i] == yh[i] {
-					correct[k]++
+					foldCorrect[f][k]++
 				}
 			}
-			sum, _ := m.crossEntropySum(xh, yh)
-			loss[k] += sum
+			foldLoss[f][k], _ = m.crossEntropySum(xh, yh)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	correct := make([]int, len(grid))
+	loss := make([]float64, len(grid))
+	for f := range folds { // in fold order: the sums do not depend on scheduling
+		for k := range grid {
+			correct[k] += foldCorrect[f][k]
+			loss[k] += foldLoss[f][k]
 		}
 	}
 	best := len(grid) - 1
@@ -172,4 +197,27 @@ func pickLabels(v []string, idx []int) []string {
 		out[k] = v[i]
 	}
 	return out
+}
+
+// eachFold runs do for folds 0..n-1, as many at once as there are CPUs,
+// and returns the error of the lowest fold that failed.
+func eachFold(n int, do func(f int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for f := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[f] = do(f)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/hyperrep/hyperrep/internal/rng"
 	"gonum.org/v1/gonum/mat"
@@ -229,23 +230,30 @@ func Run(d *Data, opts *Options) (*Result, error) {
 
 // designs prepares the samples of one representation for fitting, once for
 // each set of samples: targets known on the same samples share them.
+// It is safe for concurrent use.
 type designs struct {
-	x *mat.Dense
-	m map[string]*design
+	x  *mat.Dense
+	mu sync.Mutex
+	m  map[string]*design
 }
 
 // get returns the design of the samples idx, in that order.
 func (c *designs) get(idx ...[]int) (*design, error) {
 	all := slices.Concat(idx...)
 	key := fmt.Sprint(all)
-	if d, ok := c.m[key]; ok {
+	c.mu.Lock()
+	d, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
 		return d, nil
 	}
 	d, err := newDesign(rows(c.x, all))
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
 	c.m[key] = d
+	c.mu.Unlock()
 	return d, nil
 }
 
