@@ -230,6 +230,22 @@ func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, folds int, fe
 		return err
 	}
 	bar.Finish()
+	var models [probe.Test + 1]int
+	for _, part := range pd.data.Split {
+		models[part]++
+	}
+	tested := 0
+	for _, m := range pd.data.Models {
+		if pd.data.Split[m] == probe.Test {
+			tested++
+		}
+	}
+	how := fmt.Sprintf("penalties by %d-fold cross-validation over them", folds)
+	if folds == 1 {
+		how = fmt.Sprintf("penalties chosen on %d of them", models[probe.Validation])
+	}
+	fmt.Fprintf(errw, "probe: scored on the %d checkpoints of %d held-out models; fitted on %d other models, %s\n",
+		tested, models[probe.Test], models[probe.Train]+models[probe.Validation], how)
 	if outDir != "" {
 		if err := writeProbeReport(outDir, res, pd); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -62,6 +63,9 @@ func TestProbePredict(t *testing.T) {
 		t.Fatalf("probe: exit %d, %s", code, stderr)
 	}
 	t.Logf("probe table:\n%s", stdout)
+	if !regexp.MustCompile(`scored on the \d+ checkpoints of \d+ held-out models; fitted on \d+ other models, penalties by 5-fold cross-validation`).MatchString(stderr) {
+		t.Errorf("probe does not say what it scored on: %s", stderr)
+	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	for _, want := range []string{"hyperrep", "stats", "weights"} {
 		if !strings.Contains(lines[0], want) {
