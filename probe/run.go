@@ -127,8 +127,9 @@ type Probe struct {
 	Ridge          *Ridge    `json:"ridge,omitempty"`    // for a continuous property
 	Logistic       *Logistic `json:"logistic,omitempty"` // for a categorical one
 
-	// The score on the validation samples at the chosen penalty: R² or
-	// accuracy.
+	// The score that chose the penalty, at that penalty: R² or accuracy
+	// of the held-out folds' predictions together (with Options.Folds 1,
+	// of the validation samples' predictions).
 	Validation float64 `json:"-"`
 	// The test samples (indices into Data's samples), with the true and
 	// predicted values, or labels, of the property.
@@ -157,8 +158,8 @@ func (r *Result) Probe(representation, property string) *Probe {
 // and validation samples with its penalty chosen by cross-validation over
 // their models (or on the validation samples: see Options.Folds), and
 // scores it on the test samples: R² and, with Tau, Kendall's τ for a
-// continuous target, accuracy for a categorical one. Samples whose target is unknown are left out of that
-// target's probes.
+// continuous target, accuracy for a categorical one. Samples whose target
+// is unknown are left out of that target's probes.
 func Run(d *Data, opts *Options) (*Result, error) {
 	if opts == nil {
 		opts = &Options{}
