@@ -67,7 +67,7 @@ func cvRidge(c *designs, y []float64, folds [][]int, grid []float64) (*Ridge, fl
 		if err != nil {
 			return err
 		}
-		fit, xh, yh := newRidgeFit(d, pickValues(y, in)), rows(c.x, hold), pickValues(y, hold)
+		fit, xh, yh := newRidgeFit(d, pick(y, in)), rows(c.x, hold), pick(y, hold)
 		perFold[f] = make([]float64, len(grid))
 		for k, l := range grid {
 			pred, err := fit.model(l).Predict(xh)
@@ -99,7 +99,7 @@ func cvRidge(c *designs, y []float64, folds [][]int, grid []float64) (*Ridge, fl
 	if err != nil {
 		return nil, 0, err
 	}
-	ya := pickValues(y, all)
+	ya := pick(y, all)
 	mean := 0.0
 	for _, v := range ya {
 		mean += v / float64(len(ya))
@@ -134,7 +134,7 @@ func cvLogistic(c *designs, labels []string, folds [][]int, grid []float64) (*Lo
 		if err != nil {
 			return err
 		}
-		fit, xh, yh := newLogitFit(d, pickLabels(labels, in)), rows(c.x, hold), pickLabels(labels, hold)
+		fit, xh, yh := newLogitFit(d, pick(labels, in)), rows(c.x, hold), pick(labels, hold)
 		foldCorrect[f], foldLoss[f] = make([]int, len(grid)), make([]float64, len(grid))
 		var theta []float64
 		// From the largest penalty down, each fit starting where the
@@ -179,20 +179,13 @@ func cvLogistic(c *designs, labels []string, folds [][]int, grid []float64) (*Lo
 	if err != nil {
 		return nil, 0, err
 	}
-	m, err := newLogitFit(d, pickLabels(labels, all)).fit(grid[best], nil)
+	m, err := newLogitFit(d, pick(labels, all)).fit(grid[best], nil)
 	return m, float64(correct[best]) / float64(len(all)), err
 }
 
-func pickValues(v []float64, idx []int) []float64 {
-	out := make([]float64, len(idx))
-	for k, i := range idx {
-		out[k] = v[i]
-	}
-	return out
-}
-
-func pickLabels(v []string, idx []int) []string {
-	out := make([]string, len(idx))
+// pick returns v's values at idx.
+func pick[T any](v []T, idx []int) []T {
+	out := make([]T, len(idx))
 	for k, i := range idx {
 		out[k] = v[i]
 	}

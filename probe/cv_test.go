@@ -112,7 +112,7 @@ func TestCVRidgeBruteForce(t *testing.T) {
 			sse := 0.0
 			for f, hold := range folds {
 				in := rest(folds, f)
-				r, err := FitRidge(rows(x, in), pickValues(y, in), l)
+				r, err := FitRidge(rows(x, in), pick(y, in), l)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -167,7 +167,7 @@ func TestCVLogisticBruteForce(t *testing.T) {
 	for k, l := range grid {
 		for f, hold := range folds {
 			in := rest(folds, f)
-			m, err := FitLogistic(rows(x, in), pickLabels(labels, in), l)
+			m, err := FitLogistic(rows(x, in), pick(labels, in), l)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -357,14 +357,14 @@ func fit(c *designs, t Target, idx [Test + 1][]int, models []string, rep string,
 		if p.Ridge, p.Validation, err = cvRidge(c, t.Values, folds, opts.RidgeGrid); err != nil {
 			return nil, err
 		}
-		p.True = pickValues(t.Values, idx[Test])
+		p.True = pick(t.Values, idx[Test])
 		p.Predicted, err = p.Ridge.Predict(xte)
 		return p, err
 	}
 	if p.Logistic, p.Validation, err = cvLogistic(c, t.Labels, folds, opts.LogisticGrid); err != nil {
 		return nil, err
 	}
-	p.TrueLabels = pickLabels(t.Labels, idx[Test])
+	p.TrueLabels = pick(t.Labels, idx[Test])
 	p.PredictedLabels, err = p.Logistic.Predict(xte)
 	return p, err
 }
@@ -379,19 +379,17 @@ func fitSplit(c *designs, t Target, idx [Test + 1][]int, rep string, opts *Optio
 	all := func() (*design, error) { return c.get(idx[Train], idx[Validation]) }
 	xval, xte := rows(c.x, idx[Validation]), rows(c.x, idx[Test])
 	if t.Values != nil {
-		pick := func(part Part) []float64 { return pickValues(t.Values, idx[part]) }
-		if p.Ridge, p.Validation, err = selectRidge(train, pick(Train), xval, pick(Validation), opts.RidgeGrid, all); err != nil {
+		if p.Ridge, p.Validation, err = selectRidge(train, pick(t.Values, idx[Train]), xval, pick(t.Values, idx[Validation]), opts.RidgeGrid, all); err != nil {
 			return nil, err
 		}
-		p.True = pick(Test)
+		p.True = pick(t.Values, idx[Test])
 		p.Predicted, err = p.Ridge.Predict(xte)
 		return p, err
 	}
-	pick := func(part Part) []string { return pickLabels(t.Labels, idx[part]) }
-	if p.Logistic, p.Validation, err = selectLogistic(train, pick(Train), xval, pick(Validation), opts.LogisticGrid, all); err != nil {
+	if p.Logistic, p.Validation, err = selectLogistic(train, pick(t.Labels, idx[Train]), xval, pick(t.Labels, idx[Validation]), opts.LogisticGrid, all); err != nil {
 		return nil, err
 	}
-	p.TrueLabels = pick(Test)
+	p.TrueLabels = pick(t.Labels, idx[Test])
 	p.PredictedLabels, err = p.Logistic.Predict(xte)
 	return p, err
 }
