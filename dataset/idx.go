@@ -50,6 +50,14 @@ const maxBytes = 1 << 40
 // bytes), each gzip-compressed or plain. Name and Split of the result are
 // left empty; Classes is the largest label plus one.
 func ReadIDX(imagesPath, labelsPath string) (*Set, error) {
+	return readIDXPick(imagesPath, labelsPath, nil)
+}
+
+// readIDXPick is ReadIDX keeping the samples pick lists, in its order (all
+// of them for a nil pick). Only those are scaled to floats, which for a
+// tenth of MNIST's training set takes a third of the time of the whole;
+// Classes still counts the labels of every sample.
+func readIDXPick(imagesPath, labelsPath string, pick Pick) (*Set, error) {
 	dims, pix, err := readIDX(imagesPath, magicImages)
 	if err != nil {
 		return nil, err
@@ -62,14 +70,30 @@ func ReadIDX(imagesPath, labelsPath string) (*Set, error) {
 		return nil, fmt.Errorf("dataset: %s has %d images, %s has %d labels", imagesPath, dims[0], labelsPath, ldims[0])
 	}
 	s := &Set{N: dims[0], C: 1, H: dims[1], W: dims[2], Labels: labels}
-	s.Images = make([]float32, len(pix))
-	for i, p := range pix {
-		s.Images[i] = float32(p) / 255
-	}
 	if len(labels) > 0 {
 		s.Classes = int(slices.Max(labels)) + 1
 	}
+	d := s.SampleSize()
+	if pick == nil {
+		s.Images = make([]float32, len(pix))
+		scale(s.Images, pix)
+		return s, nil
+	}
+	idx := pick(s.N)
+	s.N = len(idx)
+	s.Images, s.Labels = make([]float32, len(idx)*d), make([]uint8, len(idx))
+	for k, i := range idx {
+		scale(s.Images[k*d:(k+1)*d], pix[i*d:(i+1)*d])
+		s.Labels[k] = labels[i]
+	}
 	return s, nil
+}
+
+// scale puts the bytes pix into dst as floats in [0, 1].
+func scale(dst []float32, pix []byte) {
+	for i, p := range pix {
+		dst[i] = float32(p) / 255
+	}
 }
 
 // readIDX reads an IDX file of unsigned bytes with the given magic and
@@ -86,16 +110,17 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 	}
 	br := bufio.NewReader(f)
 	var r io.Reader = br
-	// For plain files the size on disk bounds the data; for gzip we only
-	// know it after decompressing, so the buffer grows with what arrives.
-	present := st.Size()
+	// For plain files the size on disk bounds the data; for gzip only the
+	// size its trailer states hints at it, so the buffer starts there and
+	// otherwise grows with what arrives.
+	present, hint := st.Size(), st.Size()
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, nil, formatErr(path, "%v", err)
 		}
 		defer zr.Close()
-		r, present = zr, -1
+		r, present, hint = zr, -1, gzipSize(f, st.Size())
 	}
 	dims, err := readHeader(r, path, magic)
 	if err != nil {
@@ -111,7 +136,10 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 			return nil, nil, formatErr(path, "header says %s, file holds %d bytes, want %d", describe(dims), present, want)
 		}
 	}
-	data, extra, err := readBody(r, want, present)
+	if hint >= 0 {
+		hint -= int64(4 + 4*len(dims))
+	}
+	data, extra, err := readBody(r, want, hint)
 	got := int64(len(data)) + extra
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -122,6 +150,26 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 		return nil, nil, formatErr(path, "header says %s, file holds %d bytes, want %d", describe(dims), got, want)
 	}
 	return dims, data, nil
+}
+
+// gzipSize is the size a gzip file of n bytes says its data has (the
+// ISIZE field of its last member, the size modulo 2³²), or -1 where that
+// cannot be right: deflate expands at most about 1032-fold. It is only a
+// hint for the buffer, so that a large file is not read into a buffer
+// grown by doubling; a wrong one costs a copy, not a wrong result.
+func gzipSize(f *os.File, n int64) int64 {
+	var b [4]byte
+	if n < 18 {
+		return -1
+	}
+	if _, err := f.ReadAt(b[:], n-4); err != nil {
+		return -1
+	}
+	size := int64(binary.LittleEndian.Uint32(b[:]))
+	if size > 1032*n {
+		return -1
+	}
+	return size
 }
 
 func readHeader(r io.Reader, path string, magic uint32) ([]int, error) {
@@ -158,9 +206,10 @@ func dataSize(dims []int, path string) (int64, error) {
 }
 
 // readBody reads up to want bytes and counts the extra bytes that follow.
-// Its buffer starts at the size hint (the bytes known to be present, or -1
-// when unknown) and otherwise grows with the data read, so a header that
-// overstates the size cannot cause a large allocation.
+// Its buffer starts at the size hint (the bytes present on disk, the size
+// a gzip trailer states, or -1 when unknown) and otherwise grows with the
+// data read, so a header that overstates the size cannot cause a large
+// allocation.
 func readBody(r io.Reader, want, hint int64) (data []byte, extra int64, err error) {
 	const chunk = 1 << 20
 	buf := make([]byte, 0, min(want, max(hint, chunk)))

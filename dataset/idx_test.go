@@ -133,3 +133,73 @@ func TestLyingHeaderAllocation(t *testing.T) {
 		}
 	}
 }
+
+// TestGzipSizeHint checks the buffer hint from a gzip trailer: a true one
+// reads the pixels into one buffer; the last member's size in a file of
+// two members understates the data and still reads it whole; and a
+// trailer claiming more than deflate can expand to is no hint, and fails
+// compress/gzip's check without a buffer of its size.
+func TestGzipSizeHint(t *testing.T) {
+	dir := t.TempDir()
+	pix := make([]byte, 3<<20)
+	for i := range pix {
+		pix[i] = byte(i % 251)
+	}
+	raw := idxFile(magicImages, []uint32{uint32(len(pix) / 4), 2, 2}, pix)
+	labels := write(t, dir, "labels", idxFile(magicLabels, []uint32{uint32(len(pix) / 4)}, make([]byte, len(pix)/4)))
+	hint := func(b []byte) int64 {
+		f, err := os.Open(write(t, dir, "probe.gz", b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return gzipSize(f, int64(len(b)))
+	}
+	read := func(b []byte) (*Set, uint64, error) {
+		images := write(t, dir, "images.gz", b)
+		var before, after goruntime.MemStats
+		goruntime.ReadMemStats(&before)
+		s, err := ReadIDX(images, labels)
+		goruntime.ReadMemStats(&after)
+		return s, after.TotalAlloc - before.TotalAlloc, err
+	}
+	check := func(what string, s *Set, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for i, p := range pix {
+			if s.Images[i] != float32(p)/255 {
+				t.Fatalf("%s: pixel %d is %v, want %v", what, i, s.Images[i], float32(p)/255)
+			}
+		}
+	}
+
+	one := gz(raw)
+	if h := hint(one); h != int64(len(raw)) {
+		t.Errorf("one member: hint %d, want %d", h, len(raw))
+	}
+	s, grew, err := read(one)
+	check("one member", s, err)
+	// The pixels as bytes once and as floats once; growing the byte
+	// buffer from 1 MiB by doubling would add twice the bytes.
+	if limit := uint64(5*len(pix) + 1<<20); grew > limit {
+		t.Errorf("one member: reading allocated %d bytes, want at most %d", grew, limit)
+	}
+
+	two := append(gz(raw[:len(raw)/3]), gz(raw[len(raw)/3:])...)
+	if h := hint(two); h != int64(len(raw)-len(raw)/3) {
+		t.Errorf("two members: hint %d, want %d", h, len(raw)-len(raw)/3)
+	}
+	s, _, err = read(two)
+	check("two members", s, err)
+
+	liar := gz(idxFile(magicImages, []uint32{1, 2, 2}, []byte{1, 2, 3, 4}))
+	binary.LittleEndian.PutUint32(liar[len(liar)-4:], 1<<32-1)
+	if h := hint(liar); h != -1 {
+		t.Errorf("trailer of 4 GiB in %d bytes: hint %d, want -1", len(liar), h)
+	}
+	if _, grew, err := read(liar); err == nil || grew > 8<<20 {
+		t.Errorf("trailer of 4 GiB: error %v after allocating %d bytes", err, grew)
+	}
+}

@@ -153,3 +153,47 @@ func checkReal(t *testing.T, s *Set, n int) {
 		t.Errorf("pixels span [%v, %v], want [0, 1]", lo, hi)
 	}
 }
+
+// TestLoadPick checks that loading picked samples gives what loading the
+// whole split and then taking them gives: Drawn as Subset, First as Slice,
+// with the classes of the whole split.
+func TestLoadPick(t *testing.T) {
+	dir := t.TempDir()
+	const n = 50
+	pix := make([]byte, n*4)
+	labels := make([]byte, n)
+	for i := range pix {
+		pix[i] = byte(i * 7)
+	}
+	for i := range labels {
+		labels[i] = byte(i % 3)
+	}
+	labels[n-1] = 6 // the largest label is outside every pick below
+	write(t, dir, "train-images-idx3-ubyte.gz", gz(idxFile(magicImages, []uint32{n, 2, 2}, pix)))
+	write(t, dir, "train-labels-idx1-ubyte", idxFile(magicLabels, []uint32{n}, labels))
+	name := "idx:" + dir
+	all, err := Load(name, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		what string
+		pick Pick
+		want *Set
+	}{
+		{"Drawn(10, 7)", Drawn(10, 7), all.Subset(10, 7)},
+		{"Drawn(n, 3)", Drawn(n, 3), all.Subset(n, 3)},
+		{"Drawn(0, 3)", Drawn(0, 3), all.Subset(0, 3)},
+		{"First(5)", First(5), all.Slice(0, 5)},
+		{"First(n+9)", First(n + 9), all},
+	} {
+		got, err := LoadPick(name, "train", tt.pick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.N != tt.want.N || got.Classes != 7 || got.Name != name || got.Split != "train" ||
+			!slices.Equal(got.Images, tt.want.Images) || !slices.Equal(got.Labels, tt.want.Labels) {
+			t.Errorf("%s: got %v with labels %v, want %v with labels %v", tt.what, got, got.Labels, tt.want, tt.want.Labels)
+		}
+	}
+}
