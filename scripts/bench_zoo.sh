@@ -1,17 +1,22 @@
 #!/bin/sh
 # Zoo training throughput: "hyperrep zoo train" against the PyTorch per-model
-# loop of ../shared/bench/torch_zoo_reference.py, in one run on this machine
-# (the machines are shared and noisy; only ratios within one run mean much).
+# loop of ../shared/bench/torch_zoo_reference.py, on this machine, in
+# interleaved rounds (the machines are shared and noisy: one PyTorch run
+# alone was seen anywhere from 2.3 to 2.7 model-epochs/s on a quiet one), and
+# the median of each figure over the rounds.
 # Both train the Model Zoos cnn-s on 10,000 MNIST-sized samples per epoch,
 # batch 32, Adam, on every core, and count from process start (hyperrep's
 # MNIST decoding included). hyperrep also writes a checkpoint per model and
 # epoch and scores every model on test images before training and after
 # each epoch, as a zoo needs; the PyTorch loop does neither. So hyperrep runs
-# twice: scoring on the 10,000 test images (the default), and on 1,000.
+# twice a round: scoring on the 10,000 test images (the default), and on
+# 1,000.
 #
-# Usage: scripts/bench_zoo.sh [BIN]   (BIN defaults to bin/hyperrep)
+# Usage: scripts/bench_zoo.sh [BIN]   (BIN defaults to bin/hyperrep;
+# ROUNDS=N sets the rounds, 3 by default)
 set -eu
 BIN=${1:-bin/hyperrep}
+ROUNDS=${ROUNDS:-3}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || PY=python3
@@ -26,19 +31,39 @@ zoo() {
 		sed -n 's|.* \([0-9.]*\) model-epochs/s.*|\1|p'
 }
 
-full=$(zoo 0)
-echo "hyperrep zoo train, cnn-s, 16 models x 2 epochs of 10000 samples, batch 32, Adam, test on 10000: $full model-epochs/s"
+# median prints the median of the numbers on its standard input.
+median() {
+	sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 REF="$SHARED/bench/torch_zoo_reference.py"
-theirs=
+torch=
 if [ -f "$REF" ] && "$PY" -c 'import torch' 2>/dev/null; then
-	line=$("$PY" "$REF" --procs 2 --samples 10000 --batch 32)
-	echo "$line"
-	theirs=$(echo "$line" | sed -n 's|.* \([0-9.]*\) model-epochs/s$|\1|p')
-else
-	echo "PyTorch reference skipped: needs $REF and python3-torch"
+	torch=yes
 fi
-small=$(zoo 1000)
-echo "hyperrep zoo train, the same, test on 1000: $small model-epochs/s"
-if [ -n "$theirs" ]; then
+: >"$OUT/full"
+: >"$OUT/small"
+: >"$OUT/torch"
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+	full=$(zoo 0)
+	echo "$full" >>"$OUT/full"
+	line="PyTorch reference skipped: needs $REF and python3-torch"
+	if [ -n "$torch" ]; then
+		line=$("$PY" "$REF" --procs 2 --samples 10000 --batch 32)
+		echo "$line" | sed -n 's|.* \([0-9.]*\) model-epochs/s$|\1|p' >>"$OUT/torch"
+	fi
+	small=$(zoo 1000)
+	echo "$small" >>"$OUT/small"
+	echo "round $round of $ROUNDS: hyperrep $full (test on 10000), $small (test on 1000); $line"
+	round=$((round + 1))
+done
+full=$(median <"$OUT/full")
+small=$(median <"$OUT/small")
+echo "hyperrep zoo train, cnn-s, 16 models x 2 epochs of 10000 samples, batch 32, Adam, test on 10000: $full model-epochs/s (median of $ROUNDS)"
+echo "hyperrep zoo train, the same, test on 1000: $small model-epochs/s (median of $ROUNDS)"
+if [ -n "$torch" ]; then
+	theirs=$(median <"$OUT/torch")
+	echo "torch per-model loop, 8 model-epochs of 10000 samples, batch 32, 2 procs: $theirs model-epochs/s (median of $ROUNDS)"
 	echo "$full $small $theirs" | awk '{ printf "zoo training speed-up over the PyTorch loop: %.1fx (test on 10000), %.1fx (test on 1000)\n", $1 / $3, $2 / $3 }'
 fi
