@@ -13,7 +13,8 @@
 // # Probes
 //
 // Continuous properties (test accuracy, epoch, …) are predicted by Ridge
-// regression and scored by R² and Kendall's τ; categorical ones
+// regression, its predictions clipped to the span of the targets it was
+// fitted on, and scored by R² and Kendall's τ; categorical ones
 // (hyperparameters, with values as strings) by a multinomial Logistic
 // classifier and scored by accuracy. Both standardise the features on the
 // samples they are fitted on, leave the intercept unpenalised, and choose

@@ -9,7 +9,8 @@ import (
 )
 
 // Ridge is a fitted ridge regression, y ≈ x·Coef + Intercept, in the units
-// of the features it was fitted on.
+// of the features it was fitted on, its predictions held to the span of
+// the targets it was fitted on.
 //
 // It minimises (1/n)·Σ(yᵢ − b − zᵢ·β)² + Lambda·‖β‖² over the features z
 // standardised on the n fitting samples, with the intercept b unpenalised;
@@ -18,6 +19,12 @@ type Ridge struct {
 	Lambda    float64   `json:"lambda"`
 	Coef      []float64 `json:"coef"` // one per feature
 	Intercept float64   `json:"intercept"`
+	// Span is the least and the largest target of the fitting samples.
+	// Predict clips to it: a linear fit extrapolates past what it saw (a
+	// test accuracy of 1.2, a negative epoch), and for a target that lies
+	// within the span clipping can only bring a prediction closer. Nil
+	// (probes saved before it existed) leaves predictions as they are.
+	Span *[2]float64 `json:"span,omitempty"`
 }
 
 // RidgeGrid returns the penalties SelectRidge tries by default: 10^-6 to
@@ -89,7 +96,7 @@ func selectRidge(train *design, yTrain []float64, xVal *mat.Dense, yVal []float6
 	return newRidgeFit(d, append(slices.Clone(yTrain), yVal...)).model(best), bestR2, nil
 }
 
-// Predict returns the predictions for the rows of x [m, p].
+// Predict returns the predictions for the rows of x [m, p], within Span.
 func (r *Ridge) Predict(x mat.Matrix) ([]float64, error) {
 	m, p := x.Dims()
 	if p != len(r.Coef) {
@@ -102,6 +109,9 @@ func (r *Ridge) Predict(x mat.Matrix) ([]float64, error) {
 	mat.NewVecDense(m, out).MulVec(x, mat.NewVecDense(p, r.Coef))
 	for i := range out {
 		out[i] += r.Intercept
+		if r.Span != nil {
+			out[i] = min(max(out[i], r.Span[0]), r.Span[1])
+		}
 	}
 	return out, nil
 }
@@ -141,10 +151,11 @@ type ridgeFit struct {
 	d     *design
 	ymean float64
 	cty   []float64 // cᵀ(y − ȳ) [r]
+	span  [2]float64
 }
 
 func newRidgeFit(d *design, y []float64) *ridgeFit {
-	f := &ridgeFit{d: d}
+	f := &ridgeFit{d: d, span: [2]float64{slices.Min(y), slices.Max(y)}}
 	for _, v := range y {
 		f.ymean += v
 	}
@@ -168,7 +179,8 @@ func (f *ridgeFit) model(lambda float64) *Ridge {
 	for i := range a {
 		a[i] = f.cty[i] / (f.d.s2[i] + float64(n)*lambda)
 	}
-	r := &Ridge{Lambda: lambda, Coef: f.d.lift(a, 1), Intercept: f.ymean}
+	span := f.span
+	r := &Ridge{Lambda: lambda, Coef: f.d.lift(a, 1), Intercept: f.ymean, Span: &span}
 	r.Intercept += f.d.sc.unscale(r.Coef, 1)[0]
 	return r
 }

@@ -27,6 +27,30 @@ func TestRidgeByHand(t *testing.T) {
 	}
 }
 
+// TestRidgeSpan checks that predictions stay within the targets the fit
+// saw: y = x on x ∈ [0, 4] predicts 9 as 4 and −3 as 0, and within the
+// span predicts as the plain linear fit; a Ridge without a Span (a probe
+// saved before it existed) extrapolates.
+func TestRidgeSpan(t *testing.T) {
+	r, err := FitRidge(mat.NewDense(5, 1, []float64{0, 1, 2, 3, 4}), []float64{0, 1, 2, 3, 4}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Span == nil || r.Span[0] != 0 || r.Span[1] != 4 {
+		t.Fatalf("span %v, want [0, 4]", r.Span)
+	}
+	x := mat.NewDense(3, 1, []float64{9, -3, 2.5})
+	pred, _ := r.Predict(x)
+	if !same(pred[0], 4, 1e-12) || !same(pred[1], 0, 1e-12) || !same(pred[2], 2.5, 1e-9) {
+		t.Errorf("predictions %v, want [4 0 2.5]", pred)
+	}
+	r.Span = nil
+	pred, _ = r.Predict(x)
+	if !same(pred[0], 9, 1e-9) || !same(pred[1], -3, 1e-9) {
+		t.Errorf("without a span: predictions %v, want 9 and -3 first", pred)
+	}
+}
+
 // With λ → 0 ridge is ordinary least squares with an intercept, which gonum
 // solves by QR.
 func TestRidgeZeroPenaltyIsOLS(t *testing.T) {

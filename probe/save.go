@@ -90,6 +90,14 @@ func (p *Probe) check() error {
 		if err := finite(append(slices.Clone(p.Ridge.Coef), p.Ridge.Intercept), name); err != nil {
 			return err
 		}
+		if sp := p.Ridge.Span; sp != nil {
+			if err := finite(sp[:], name+" span"); err != nil {
+				return err
+			}
+			if sp[0] > sp[1] {
+				return fmt.Errorf("probe: %s: span [%v, %v] runs backwards", name, sp[0], sp[1])
+			}
+		}
 	}
 	return nil
 }

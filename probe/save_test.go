@@ -64,6 +64,7 @@ func TestReadProbesErrors(t *testing.T) {
 		{`{"format": 1, "probes": [{"representation": "h", "property": "p", "logistic": {"classes": ["a", "b"], "coef": [1, 2, 3], "intercept": [0, 0]}}]}`, "do not fit"},
 		{`{"format": 1, "baselines": [{"kind": "raw", "blocks": []}], "probes": []}`, `not "stats" or "weights"`},
 		{`{"format": 1, "probes": [], "extra": 1}`, "unknown field"},
+		{`{"format": 1, "probes": [{"representation": "h", "property": "p", "ridge": {"lambda": 1, "coef": [1], "intercept": 0, "span": [1, 0]}}]}`, "span [1, 0] runs backwards"},
 	} {
 		_, _, err := ReadProbes(strings.NewReader(tc.json))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
