@@ -48,7 +48,12 @@ accuracy). The probes are scored on the checkpoints of the models the
 hyper-representation held out for tests and trained on those of its other
 models, with their penalties chosen by cross-validation over those models
 (--folds, the checkpoints of a model always in one fold, drawn by --seed;
---folds 1 chooses them on a fifth of the models held out instead).
+--folds 1 chooses them on a fifth of the models held out instead). With
+few held-out models a score depends much on which they are: probe also
+rescores every probe on 1000 resamples of the held-out models (drawn by
+--seed), prints the central 90 % of test_acc's R² for each representation
+and how often the hyper-representation scored above each baseline, and
+writes those for every row into report.md.
 
 The hyper-representation's features (--features) are by default the 0,
 12.5, 25, ..., 87.5 and 100 % quantiles of each layer's token latents, per
@@ -252,8 +257,17 @@ func probeZoo(hr, zooDir, outDir string, asJSON bool, seed uint64, folds int, fe
 	}
 	fmt.Fprintf(errw, "probe: scored on the %d checkpoints of %d held-out models; fitted on %d other models, %s\n",
 		tested, models[probe.Test], models[probe.Train]+models[probe.Validation], how)
+	spreads, err := res.Bootstraps(pd.data.Models, bootstrapResamples, seed)
+	if err != nil {
+		return err
+	}
+	for _, s := range spreads {
+		if s.Property == probe.TestAcc && s.Metric == probe.MetricR2 {
+			fmt.Fprintln(errw, spreadLine(s))
+		}
+	}
 	if outDir != "" {
-		if err := writeProbeReport(outDir, res, pd); err != nil {
+		if err := writeProbeReport(outDir, res, spreads, pd); err != nil {
 			return err
 		}
 	}
@@ -405,7 +419,28 @@ func gatherProbeData(m *autoencoder.Model, zooDir string, seed uint64, features 
 }
 
 // writeProbeReport writes the report's files into dir, each atomically.
-func writeProbeReport(dir string, res *probe.Result, pd *probeData) error {
+// bootstrapResamples is how many resamples of the held-out models give
+// the intervals of probe's scores.
+const bootstrapResamples = 1000
+
+// spreadLine says in one line how a score moves with the held-out models.
+func spreadLine(s *probe.Spread) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "probe: %s %s over %d resamples of the %d held-out models, central 90 %%:", s.Property, s.Metric, s.Resamples, s.Models)
+	for k, r := range s.Representations {
+		sep := ","
+		if k == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "%s %s %.3f to %.3f", sep, r, s.Lo[k], s.Hi[k])
+	}
+	for k, r := range s.Representations[1:] {
+		fmt.Fprintf(&b, "; %s above %s in %.0f %%", s.Representations[0], r, 100*s.Above[0][k+1])
+	}
+	return b.String()
+}
+
+func writeProbeReport(dir string, res *probe.Result, spreads []*probe.Spread, pd *probeData) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -413,7 +448,17 @@ func writeProbeReport(dir string, res *probe.Result, pd *probeData) error {
 		name  string
 		write func(w io.Writer) error
 	}{
-		{"report.md", res.Report.WriteMarkdown},
+		{"report.md", func(w io.Writer) error {
+			if err := res.Report.WriteMarkdown(w); err != nil {
+				return err
+			}
+			if len(spreads) == 0 {
+				return nil
+			}
+			fmt.Fprintf(w, "\nHow much the scores owe to which models were held out: each score over %d resamples, with replacement, of the %d held-out models (central 90 %%), and how often the first representation scored higher than each other on the same resample.\n\n",
+				spreads[0].Resamples, spreads[0].Models)
+			return probe.WriteSpreadsMarkdown(w, spreads)
+		}},
 		{"report.csv", res.Report.WriteCSV},
 		{"report.json", func(w io.Writer) error { return json.NewEncoder(w).Encode(res.Report) }},
 		{probesFile, func(w io.Writer) error { return probe.WriteProbes(w, res.Probes, pd.baselines...) }},

@@ -66,6 +66,9 @@ func TestProbePredict(t *testing.T) {
 	if !regexp.MustCompile(`scored on the \d+ checkpoints of \d+ held-out models; fitted on \d+ other models, penalties by 5-fold cross-validation`).MatchString(stderr) {
 		t.Errorf("probe does not say what it scored on: %s", stderr)
 	}
+	if !regexp.MustCompile(`test_acc r2 over 1000 resamples of the \d+ held-out models, central 90 %: hyperrep -?[0-9.]+ to -?[0-9.]+, stats .*; hyperrep above stats in \d+ %; hyperrep above weights in \d+ %`).MatchString(stderr) {
+		t.Errorf("probe does not say how the test_acc R² spreads over the held-out models: %s", stderr)
+	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	for _, want := range []string{"hyperrep", "stats", "weights"} {
 		if !strings.Contains(lines[0], want) {
@@ -128,6 +131,10 @@ func TestProbePredict(t *testing.T) {
 			t.Errorf("%s is empty", name)
 		}
 		f.Close()
+	}
+	if md, err := os.ReadFile(filepath.Join(rep, "report.md")); err != nil || !strings.Contains(string(md), "| hyperrep above stats | hyperrep above weights |") ||
+		!regexp.MustCompile(`\| test_acc \| r2 \| -?[0-9.]+ – -?[0-9.]+ \|`).Match(md) {
+		t.Errorf("report.md lacks the intervals over resampled held-out models (%v):\n%s", err, md)
 	}
 	if entries, _ := os.ReadDir(rep); len(entries) != 7 {
 		t.Errorf("report directory holds %d entries, want 7", len(entries))
