@@ -54,9 +54,8 @@ func ReadIDX(imagesPath, labelsPath string) (*Set, error) {
 }
 
 // readIDXPick is ReadIDX keeping the samples pick lists, in its order (all
-// of them for a nil pick). Only those are scaled to floats, which for a
-// tenth of MNIST's training set takes a third of the time of the whole;
-// Classes still counts the labels of every sample.
+// of them for a nil pick). Only those are scaled to floats; Classes still
+// counts the labels of every sample.
 func readIDXPick(imagesPath, labelsPath string, pick Pick) (*Set, error) {
 	dims, pix, err := readIDX(imagesPath, magicImages)
 	if err != nil {
@@ -83,6 +82,9 @@ func readIDXPick(imagesPath, labelsPath string, pick Pick) (*Set, error) {
 	s.N = len(idx)
 	s.Images, s.Labels = make([]float32, len(idx)*d), make([]uint8, len(idx))
 	for k, i := range idx {
+		if i < 0 || i >= len(labels) {
+			return nil, fmt.Errorf("dataset: %s: picked sample %d of %d", imagesPath, i, len(labels))
+		}
 		scale(s.Images[k*d:(k+1)*d], pix[i*d:(i+1)*d])
 		s.Labels[k] = labels[i]
 	}

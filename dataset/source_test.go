@@ -196,4 +196,7 @@ func TestLoadPick(t *testing.T) {
 			t.Errorf("%s: got %v with labels %v, want %v with labels %v", tt.what, got, got.Labels, tt.want, tt.want.Labels)
 		}
 	}
+	if _, err := LoadPick(name, "train", func(int) []int { return []int{3, n} }); err == nil || !strings.Contains(err.Error(), "picked sample 50 of 50") {
+		t.Errorf("a pick past the end: error %v", err)
+	}
 }
