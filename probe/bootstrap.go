@@ -62,25 +62,6 @@ func Bootstrap(probes []*Probe, models []string, metric string, n int, seed uint
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("probe: bootstrap of %s: no test samples", p0.Property)
 	}
-	score := func(p *Probe, pos []int) (float64, error) {
-		switch metric {
-		case MetricR2, MetricKendallTau:
-			if p.True == nil {
-				return 0, fmt.Errorf("probe: %s from %s has no continuous predictions for %s", p.Property, p.Representation, metric)
-			}
-			y, pred := pick(p.True, pos), pick(p.Predicted, pos)
-			if metric == MetricR2 {
-				return R2(y, pred), nil
-			}
-			return KendallTau(y, pred), nil
-		case MetricAccuracy:
-			if p.TrueLabels == nil {
-				return 0, fmt.Errorf("probe: %s from %s has no labels to score accuracy on", p.Property, p.Representation)
-			}
-			return Accuracy(pick(p.TrueLabels, pos), pick(p.PredictedLabels, pos)), nil
-		}
-		return 0, fmt.Errorf("probe: unknown metric %q", metric)
-	}
 	s := &Spread{Property: p0.Property, Metric: metric, Models: len(ids), Resamples: n,
 		Lo: make([]float64, len(probes)), Hi: make([]float64, len(probes)), Above: make([][]float64, len(probes))}
 	for _, p := range probes {
@@ -95,7 +76,7 @@ func Bootstrap(probes []*Probe, models []string, metric string, n int, seed uint
 			pos = append(pos, byModel[ids[r.Below(uint64(len(ids)))]]...)
 		}
 		for k, p := range probes {
-			v, err := score(p, pos)
+			v, err := p.score(metric, pos)
 			if err != nil {
 				return nil, err
 			}
@@ -116,6 +97,38 @@ func Bootstrap(probes []*Probe, models []string, metric string, n int, seed uint
 		}
 	}
 	return s, nil
+}
+
+// score is the probe's metric (MetricR2, MetricKendallTau or
+// MetricAccuracy) on its test samples at positions pos of Test, or on all
+// of them for a nil pos.
+func (p *Probe) score(metric string, pos []int) (float64, error) {
+	at := func(v []float64) []float64 {
+		if pos == nil {
+			return v
+		}
+		return pick(v, pos)
+	}
+	switch metric {
+	case MetricR2, MetricKendallTau:
+		if p.True == nil {
+			return 0, fmt.Errorf("probe: %s from %s has no continuous predictions for %s", p.Property, p.Representation, metric)
+		}
+		if metric == MetricR2 {
+			return R2(at(p.True), at(p.Predicted)), nil
+		}
+		return KendallTau(at(p.True), at(p.Predicted)), nil
+	case MetricAccuracy:
+		if p.TrueLabels == nil {
+			return 0, fmt.Errorf("probe: %s from %s has no labels to score accuracy on", p.Property, p.Representation)
+		}
+		y, pred := p.TrueLabels, p.PredictedLabels
+		if pos != nil {
+			y, pred = pick(y, pos), pick(pred, pos)
+		}
+		return Accuracy(y, pred), nil
+	}
+	return 0, fmt.Errorf("probe: unknown metric %q", metric)
 }
 
 // central90 returns the 5th and 95th percentiles of the numbers among v

@@ -205,16 +205,9 @@ func Run(d *Data, opts *Options) (*Result, error) {
 			}
 			probes[i] = append(probes[i], p)
 			for _, row := range byTarget[i] {
-				var v float64
-				switch row.Metric {
-				case MetricR2:
-					v = R2(p.True, p.Predicted)
-				case MetricKendallTau:
-					v = KendallTau(p.True, p.Predicted)
-				case MetricAccuracy:
-					v = Accuracy(p.TrueLabels, p.PredictedLabels)
+				if row.Values[k], err = p.score(row.Metric, nil); err != nil {
+					return nil, fmt.Errorf("probe: %s from %s: %w", t.Name, d.Features[k].Name, err)
 				}
-				row.Values[k] = v
 			}
 			done++
 			if opts.Progress != nil {
