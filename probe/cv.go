@@ -100,14 +100,7 @@ func cvRidge(c *designs, y []float64, folds [][]int, grid []float64) (*Ridge, fl
 		return nil, 0, err
 	}
 	ya := pick(y, all)
-	mean := 0.0
-	for _, v := range ya {
-		mean += v / float64(len(ya))
-	}
-	sst := 0.0
-	for _, v := range ya {
-		sst += (v - mean) * (v - mean)
-	}
+	sst := spread(ya)
 	score := 1 - sse[best]/sst
 	if sst == 0 {
 		score = math.NaN()

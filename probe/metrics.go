@@ -26,20 +26,29 @@ func R2(y, pred []float64) float64 {
 	if len(y) < 2 {
 		return math.NaN()
 	}
+	var res float64
+	for i, v := range y {
+		res += (v - pred[i]) * (v - pred[i])
+	}
+	tot := spread(y)
+	if tot == 0 {
+		return math.NaN()
+	}
+	return 1 - res/tot
+}
+
+// spread is Σ(y−ȳ)², the squared deviations of y from its own mean.
+func spread(y []float64) float64 {
 	mean := 0.0
 	for _, v := range y {
 		mean += v
 	}
 	mean /= float64(len(y))
-	var res, tot float64
-	for i, v := range y {
-		res += (v - pred[i]) * (v - pred[i])
+	tot := 0.0
+	for _, v := range y {
 		tot += (v - mean) * (v - mean)
 	}
-	if tot == 0 {
-		return math.NaN()
-	}
-	return 1 - res/tot
+	return tot
 }
 
 // MSE is the mean squared error of pred as predictions of y, NaN for no
