@@ -26,6 +26,10 @@ func init() {
 	gradRules["AveragePool"] = gradAveragePool
 	shapeRules["GlobalAveragePool"] = shapeGlobalPool
 	gradRules["GlobalAveragePool"] = gradGlobalAveragePool
+	// Conv's input gradient is a ConvTranspose; its shape rule lets
+	// gradient graphs be inferred again, e.g. by rewrites that need the
+	// shapes. It has no gradient rule.
+	shapeRules["ConvTranspose"] = shapeConvTranspose
 }
 
 // window is the geometry of a Conv or pooling node along the spatial axes,
@@ -160,6 +164,34 @@ func shapeConv(_ *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
 		return nil, err
 	}
 	return []Tensor{{in[0].DType, slices.Concat([]int64{x[0], w[0]}, win.out)}}, nil
+}
+
+// shapeConvTranspose: [N, C, in...] by [C, M/group, k...] gives [N, M,
+// (in−1)·s + output_padding + (k−1)·d + 1 − pads...].
+func shapeConvTranspose(_ *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
+	x, w := in[0].Shape, in[1].Shape
+	group := onnx.AttrInt(n, "group", 1)
+	d := len(x) - 2
+	if d < 1 || len(w) != len(x) || group < 1 || x[1] != w[0] || w[0]%group != 0 {
+		return nil, fmt.Errorf("ConvTranspose of %v by weight %v in %d groups: want [N, C, spatial...] and [C, M/group, kernel...]", x, w, group)
+	}
+	if onnx.AttrInts(n, "output_shape", nil) != nil || onnx.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
+		return nil, fmt.Errorf("ConvTranspose with output_shape or auto_pad is not supported")
+	}
+	strides, dilations := onnx.AttrInts(n, "strides", onesOf(d)), onnx.AttrInts(n, "dilations", onesOf(d))
+	pads, outPad := onnx.AttrInts(n, "pads", make([]int64, 2*d)), onnx.AttrInts(n, "output_padding", make([]int64, d))
+	if len(strides) != d || len(dilations) != d || len(pads) != 2*d || len(outPad) != d {
+		return nil, fmt.Errorf("ConvTranspose attributes for %d spatial axes: strides %v, dilations %v, pads %v, output_padding %v", d, strides, dilations, pads, outPad)
+	}
+	out := []int64{x[0], w[1] * group}
+	for i := range d {
+		size := (x[2+i]-1)*strides[i] + outPad[i] + (w[2+i]-1)*dilations[i] + 1 - pads[i] - pads[d+i]
+		if size < 1 {
+			return nil, fmt.Errorf("ConvTranspose of %v by weight %v gives an empty axis %d", x, w, 2+i)
+		}
+		out = append(out, size)
+	}
+	return []Tensor{{in[0].DType, out}}, nil
 }
 
 func gradConv(c *Context, n *pb.NodeProto, dy []string) ([]string, error) {

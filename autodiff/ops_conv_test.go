@@ -3,6 +3,7 @@ package autodiff
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,4 +163,57 @@ func TestCNNSGradient(t *testing.T) {
 		layer, _, _ := strings.Cut(name, ".")
 		return (2*r.Float64() - 1) / math.Sqrt(fanIn[layer])
 	}}})
+}
+
+// TestConvTransposeShape checks the inferred shape of ConvTranspose against
+// ONNX Runtime, which refuses an output whose declared shape is not the
+// one it computes.
+func TestConvTransposeShape(t *testing.T) {
+	for _, tc := range []struct {
+		x, w  []int64
+		attrs []*pb.AttributeProto
+		want  []int64
+	}{
+		{[]int64{2, 6, 4, 4}, []int64{6, 4, 6, 6}, []*pb.AttributeProto{onnx.Int("group", 2), onnx.Ints("strides", 2, 2)}, []int64{2, 8, 12, 12}},
+		{[]int64{1, 3, 5, 7}, []int64{3, 2, 3, 2}, []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 2, 1), onnx.Ints("dilations", 2, 1), onnx.Ints("strides", 3, 1), onnx.Ints("output_padding", 1, 0)}, []int64{1, 2, 15, 7}},
+		{[]int64{2, 4, 9}, []int64{4, 5, 3}, nil, []int64{2, 5, 11}},
+	} {
+		b := onnx.NewBuilder("convtranspose", Opset)
+		b.NodeAs("y", "ConvTranspose", []string{b.Input("x", onnx.Float, tc.x...), b.Input("w", onnx.Float, tc.w...)}, tc.attrs...)
+		sh, err := InferShapes(b.Graph())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sh.Types["y"].Shape
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ConvTranspose of %v by %v: inferred %v, want %v", tc.x, tc.w, got, tc.want)
+			continue
+		}
+		b.Output("y", onnx.Float, got...)
+		raw, err := b.Model().Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := func(s []int64) int {
+			n := 1
+			for _, d := range s {
+				n *= int(d)
+			}
+			return n
+		}
+		_, err = s.Run(runtime.NewTensor(tc.x, make([]float32, size(tc.x))), runtime.NewTensor(tc.w, make([]float32, size(tc.w))))
+		s.Close()
+		if err != nil {
+			t.Errorf("ConvTranspose of %v by %v to %v: %v", tc.x, tc.w, got, err)
+		}
+	}
+	b := onnx.NewBuilder("convtranspose", Opset)
+	b.NodeAs("y", "ConvTranspose", []string{b.Input("x", onnx.Float, 1, 4, 3, 3), b.Input("w", onnx.Float, 5, 2, 2, 2)})
+	if _, err := InferShapes(b.Graph()); err == nil {
+		t.Error("a weight whose input channels do not match is accepted")
+	}
 }

@@ -63,24 +63,27 @@ func fillRandom(tb testing.TB, s *stepper) {
 	}
 }
 
-func layoutSpec(b *testing.B, l layout, p int) popSpec {
+func layoutSpec(b *testing.B, l layout, p int, plain bool) popSpec {
 	a, err := NewArch("cnn-s", 1, 28, 28, 10)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return popSpec{arch: a, act: "tanh", models: p, batch: 32, opt: "adam", layout: l}
+	return popSpec{arch: a, act: "tanh", models: p, batch: 32, opt: "adam", layout: l, plainConvs: plain}
 }
 
+// layouts are the population layouts, each with ORT's NCHWc convolutions
+// where the machine has them (lowerConvs) and with ONNX's Conv kernels.
 var layouts = []struct {
-	name string
-	l    layout
-}{{"phase", layoutPhase}, {"pool", layoutPool}}
+	name  string
+	l     layout
+	plain bool
+}{{"phase", layoutPhase, false}, {"phase-conv", layoutPhase, true}, {"pool", layoutPool, false}, {"pool-conv", layoutPool, true}}
 
 // BenchmarkLayout runs one population on one thread.
 func BenchmarkLayout(b *testing.B) {
 	for _, l := range layouts {
 		for _, p := range []int{1, 2, 4, 8} {
-			b.Run(fmt.Sprintf("%s/P=%d", l.name, p), func(b *testing.B) { benchSteps(b, layoutSpec(b, l.l, p), 1) })
+			b.Run(fmt.Sprintf("%s/P=%d", l.name, p), func(b *testing.B) { benchSteps(b, layoutSpec(b, l.l, p, l.plain), 1) })
 		}
 	}
 }
@@ -94,7 +97,7 @@ func BenchmarkLayoutParallel(b *testing.B) {
 				continue
 			}
 			b.Run(fmt.Sprintf("%s/P=%d", l.name, p), func(b *testing.B) {
-				benchSteps(b, layoutSpec(b, l.l, p), goruntime.NumCPU())
+				benchSteps(b, layoutSpec(b, l.l, p, l.plain), goruntime.NumCPU())
 			})
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hyperrep/hyperrep/autodiff"
 	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/onnx/pb"
 )
 
 // A population is P models of one architecture and activation trained in
@@ -54,6 +55,9 @@ type popSpec struct {
 	dropout bool   // training graphs take dropout masks
 	opt     string // "adam", "adamw" or "sgd"
 	layout  layout
+	// plainConvs keeps ONNX's Conv where lowerConvs would use ORT's
+	// NCHWc kernels (for comparing the two).
+	plainConvs bool
 }
 
 // Adam's constants, as PyTorch's defaults.
@@ -83,6 +87,25 @@ type popGraph struct {
 	model   *onnx.Model
 	inputs  []io
 	outputs []io
+	types   map[string]autodiff.Tensor // of the values infer saw
+}
+
+// infer records the static types of the values of g, a graph on its way to
+// becoming g's model, for lower. A graph whose shapes autodiff cannot infer
+// keeps its Convs.
+func (g *popGraph) infer(gr *pb.GraphProto) {
+	if sh, err := autodiff.InferShapes(gr); err == nil {
+		g.types = sh.Types
+	}
+}
+
+// lower moves the model's convolutions to ORT's NCHWc kernels where this
+// machine has them (lowerConvs).
+func (g *popGraph) lower(s *popSpec) {
+	if bs := nchwcBlock(); bs > 0 && !s.plainConvs && g.types != nil {
+		lowerConvs(g.model, g.types, bs)
+	}
+	g.types = nil
 }
 
 // imageInput is the layout of a population's image input: [B, P·C, H, W]
@@ -266,6 +289,7 @@ func (s *popSpec) trainGraph() (*popGraph, error) {
 	}
 	fuseMaxGradients(g.model.Graph())
 	reduceMaxPhases(g.model.Graph())
+	g.lower(s)
 	return g, nil
 }
 
@@ -304,6 +328,7 @@ func (s *popSpec) gradientGraph() (*popGraph, error) {
 	}
 	gr := res.Graph
 	concatPaddedSlices(gr)
+	g.infer(gr)
 	gr.Output = nil
 	e := onnx.Extend(gr, autodiff.Opset, "step/")
 	out := func(name string, dtype int32, shape []int64) {
@@ -378,6 +403,7 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 	// The phase layout is also the faster forward pass: 7.7 µs per
 	// model-sample for cnn-s against 10 µs with Conv and MaxPool.
 	logits := reshape(b, s.forward(b, x, batch, nil, true), P*B, int64(a.Classes))
+	g.infer(b.Graph())
 	// Every model is scored on the same labels and weights: [B] -> [P·B].
 	lab := reshape(b, b.Node("Expand", []string{reshape(b, labels, 1, B), int64s(b, P, B)}), P*B)
 	wts := reshape(b, b.Node("Expand", []string{reshape(b, weights, 1, B), int64s(b, P, B)}), P*B)
@@ -390,6 +416,7 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 	}
 	g.model = b.Model()
 	reduceMaxPhases(g.model.Graph())
+	g.lower(s)
 	return g, nil
 }
 

@@ -306,7 +306,7 @@ func TestPhaseGradientIsConcat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := (&popSpec{arch: arch, act: "relu", models: 2, batch: 4, opt: "adam"}).trainGraph()
+		g, err := (&popSpec{arch: arch, act: "relu", models: 2, batch: 4, opt: "adam", plainConvs: true}).trainGraph()
 		if err != nil {
 			t.Fatal(err)
 		}

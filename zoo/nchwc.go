@@ -1,0 +1,293 @@
+package zoo
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/hyperrep/hyperrep/autodiff"
+	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/onnx/pb"
+	"github.com/hyperrep/hyperrep/runtime"
+)
+
+// ONNX Runtime's CPU provider has a second family of convolution kernels,
+// for tensors laid out NCHWc: channels in blocks of 8 (AVX2) or 16
+// (AVX-512), a block's values adjacent in memory. They convolve directly
+// instead of through im2col and a GEMM, and on the small channel counts of
+// a population's layers they run 2 to 3 times as fast as the Conv kernel
+// (BenchmarkNCHWc). ORT's own graph optimiser moves a Conv to them only when
+// its weights are constant initializers, since it reorders the weights once
+// when the session starts; a training step's weights change every step,
+// and the weight gradient's Conv reads a gradient as its weight. The
+// kernels themselves take the weights as an input like any other, so
+// lowerConvs emits what that optimiser would, with the weights reordered by
+// a Reshape and a Transpose inside the graph, every step.
+
+// nchwcDomain is the operator domain of ORT's NCHWc kernels.
+const nchwcDomain = "com.microsoft.nchwc"
+
+var nchwc struct {
+	once  sync.Once
+	block int64
+}
+
+// nchwcBlock returns the channel block of ORT's NCHWc kernels on this
+// machine, or 0 where ORT offers none: it reads the shape of a
+// ReorderInput of four channels, which ORT pads to one block.
+func nchwcBlock() int64 {
+	nchwc.once.Do(func() {
+		b := onnx.NewBuilder("nchwc_block", autodiff.Opset)
+		x := b.Input("x", onnx.Float, 1, 4, 1, 1)
+		b.NodeAs("reorder", "ReorderInput", []string{x})
+		b.NodeAs("shape", "Shape", []string{"reorder"})
+		b.Output("shape", onnx.Int64, 4)
+		m := b.Model()
+		setNchwcDomain(m, map[string]bool{"reorder": true})
+		raw, err := m.Marshal()
+		if err != nil {
+			return
+		}
+		s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		out, err := s.Run(runtime.NewTensor([]int64{1, 4, 1, 1}, make([]float32, 4)))
+		if err != nil || len(out) != 1 {
+			return
+		}
+		if shape, ok := out[0].Data.([]int64); ok && len(shape) == 4 && shape[1] >= 4 && shape[1]%4 == 0 && shape[1] <= 64 {
+			c := shape[1]
+			nchwc.block = c
+		}
+	})
+	return nchwc.block
+}
+
+// setNchwcDomain moves the nodes named in names to the NCHWc domain and
+// imports that domain into m.
+func setNchwcDomain(m *onnx.Model, names map[string]bool) {
+	d := nchwcDomain
+	for _, n := range m.Graph().GetNode() {
+		if names[n.GetName()] {
+			n.Domain = &d
+		}
+	}
+	for _, o := range m.Proto.GetOpsetImport() {
+		if o.GetDomain() == d {
+			return
+		}
+	}
+	m.Proto.OpsetImport = append(m.Proto.OpsetImport, &pb.OperatorSetIdProto{Domain: &d, Version: ptr(int64(1))})
+}
+
+// lowerConvs rewrites each 2-D Conv of m whose input and weight shapes
+// types knows into NCHWc convolutions with channel block bs, and returns
+// how many it rewrote. The results are those of the Conv up to float
+// rounding (TestLowerConvs). Three forms cover a population's convolutions:
+//
+//   - the input has fewer channels per group than a block: one NCHWc Conv
+//     per group, reading that group's channels as they are (ORT's NCHW
+//     input path), its output channels padded to whole blocks;
+//   - the channels per group fill whole blocks: one NCHWc Conv over the
+//     reordered input, the output channels per group padded to whole
+//     blocks if they are not.
+//
+// A Conv whose padding would more than double its output channels, or with
+// auto_pad, is left alone.
+func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
+	g := m.Graph()
+	var convs []*pb.NodeProto
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "Conv" && (n.GetDomain() == "" || n.GetDomain() == "ai.onnx") {
+			convs = append(convs, n)
+		}
+	}
+	producer, _ := graphIndex(g)
+	e := onnx.Extend(g, autodiff.Opset, "nchwc/")
+	moved := map[string]bool{}
+	lowered := map[*pb.NodeProto]bool{}
+	for _, n := range convs {
+		if lowerConv(e, n, types, producer, bs, moved) {
+			lowered[n] = true
+		}
+	}
+	if len(lowered) == 0 {
+		return 0
+	}
+	g.Node = slices.DeleteFunc(g.Node, func(n *pb.NodeProto) bool { return lowered[n] })
+	setNchwcDomain(m, moved)
+	removeDead(g)
+	sortNodes(g)
+	return len(lowered)
+}
+
+// lowerConv emits the NCHWc form of the Conv n, writing n's output, and
+// reports whether it did; moved collects the names of the nodes that go to
+// the NCHWc domain.
+func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tensor, producer map[string]*pb.NodeProto, bs int64, moved map[string]bool) bool {
+	xt, okx := types[n.Input[0]]
+	wt, okw := types[n.Input[1]]
+	if !okx || !okw || len(xt.Shape) != 4 || len(wt.Shape) != 4 || xt.DType != onnx.Float || wt.DType != onnx.Float {
+		return false
+	}
+	if onnx.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
+		return false
+	}
+	bias := ""
+	if len(n.Input) > 2 {
+		bias = n.Input[2]
+	}
+	G := onnx.AttrInt(n, "group", 1)
+	N, C, M, Cg := xt.Shape[0], xt.Shape[1], wt.Shape[0], wt.Shape[1]
+	kh, kw := wt.Shape[2], wt.Shape[3]
+	if G < 1 || C != Cg*G || M%G != 0 {
+		return false
+	}
+	Mg := M / G
+	Mp := (Mg + bs - 1) / bs * bs // output channels per group, padded
+	if Mp > 2*Mg {
+		return false
+	}
+	// The Conv's own attributes, with the kernel shape made explicit (it
+	// is not inferred from a reordered weight) and the group set per form.
+	attrs := func(group int64) []*pb.AttributeProto {
+		var a []*pb.AttributeProto
+		for _, at := range n.Attribute {
+			switch at.GetName() {
+			case "group", "kernel_shape":
+			default:
+				a = append(a, at)
+			}
+		}
+		return append(a, onnx.Ints("kernel_shape", kh, kw), onnx.Int("group", group))
+	}
+	// nchwcNode emits an NCHWc node whose output is named out, or after
+	// the node if out is "".
+	nchwcNode := func(op string, inputs []string, out string, attrs ...*pb.AttributeProto) string {
+		name := e.Fresh(op)
+		if out == "" {
+			out = name
+		}
+		e.NodeOut(name, op, inputs, []string{out}, attrs...)
+		moved[name] = true
+		return out
+	}
+	out := n.Output[0]
+	K := Cg * kh * kw
+	// padOut pads [G, Mg, rest] to [G, Mp, rest] with zeros.
+	padOut := func(v string, rest int64) string {
+		if Mp == Mg {
+			return v
+		}
+		v = reshape(e, v, G, Mg, rest)
+		return e.Node("Pad", []string{v, int64s(e, 0, 0, 0, 0, Mp-Mg, 0)})
+	}
+	if Cg < bs {
+		// One Conv per group on its channels as they are; weights
+		// [G·Mp, Cg, kh, kw] as OIHWBo: [G, Mp/bs, bs, Cg·kh·kw] ->
+		// [G, Mp/bs, Cg·kh·kw, bs].
+		w := padOut(n.Input[1], K)
+		w = e.Node("Transpose", []string{reshape(e, w, G, Mp/bs, bs, K)}, onnx.Ints("perm", 0, 1, 3, 2))
+		xs, ws, bss := []string{n.Input[0]}, []string{w}, []string{bias}
+		if G > 1 {
+			xs = splitEqual(e, n.Input[0], 1, G)
+			ws = splitEqual(e, w, 0, G)
+			if bias != "" {
+				bss = splitEqual(e, padOut(bias, 1), 0, G)
+			}
+		} else if bias != "" {
+			bss[0] = padOut(bias, 1)
+		}
+		ys := make([]string, G)
+		for i := range G {
+			in := []string{xs[i], reshape(e, ws[i], Mp, Cg, kh, kw)}
+			if bias != "" {
+				in = append(in, reshape(e, bss[i], Mp))
+			}
+			y := nchwcNode("Conv", in, "", attrs(1)...)
+			to := ""
+			if G == 1 {
+				to = out
+			}
+			ys[i] = nchwcNode("ReorderOutput", []string{y}, to, onnx.Int("channels", Mg))
+		}
+		if G > 1 {
+			e.NodeOut(e.Fresh("Concat"), "Concat", ys, []string{out}, onnx.Int("axis", 1))
+		}
+		return true
+	}
+	if Cg%bs != 0 {
+		return false
+	}
+	// Whole blocks of input channels per group: weights [G·Mp, Cg, kh, kw]
+	// as OIHWBiBo, [G·Mp/bs, Cg/bs, kh·kw, bs(i), bs(o)].
+	var w string
+	if t := producer[n.Input[1]]; t != nil && t.GetOpType() == "Transpose" && slices.Equal(onnx.AttrInts(t, "perm", nil), []int64{1, 0, 2, 3}) {
+		// The weights are src [Cg, G·Mg, kh, kw] with its first two axes
+		// exchanged, as in autodiff's weight gradients, where they are a
+		// gradient as large as a layer's output: a transpose that moves
+		// single values runs at a few ns each there. ReorderInput blocks
+		// src's output channels instead, and what is left moves rows of bs
+		// values: [Cg, G·Mp/bs, kh·kw, bs(o)] -> [Cg/bs, bs(i), G·Mp/bs,
+		// kh·kw, bs(o)] -> [G·Mp/bs, Cg/bs, kh·kw, bs(i), bs(o)].
+		src := t.Input[0]
+		if Mp != Mg {
+			src = reshape(e, e.Node("Pad", []string{reshape(e, src, Cg, G, Mg, kh*kw), int64s(e, 0, 0, 0, 0, 0, 0, Mp-Mg, 0)}), Cg, G*Mp, kh, kw)
+		}
+		r := reshape(e, nchwcNode("ReorderInput", []string{src}, ""), Cg/bs, bs, G*Mp/bs, kh*kw, bs)
+		w = e.Node("Transpose", []string{r}, onnx.Ints("perm", 2, 0, 3, 1, 4))
+	} else {
+		// [G·Mp/bs, bs(o), Cg/bs, bs(i), kh·kw] -> [G·Mp/bs, Cg/bs, kh·kw, bs(i), bs(o)]
+		w = reshape(e, padOut(n.Input[1], K), G*Mp/bs, bs, Cg/bs, bs, kh*kw)
+		w = e.Node("Transpose", []string{w}, onnx.Ints("perm", 0, 2, 4, 3, 1))
+	}
+	w = reshape(e, w, G*Mp, Cg, kh, kw)
+	in := []string{nchwcNode("ReorderInput", []string{n.Input[0]}, ""), w}
+	if bias != "" {
+		in = append(in, reshape(e, padOut(bias, 1), G*Mp))
+	}
+	to := ""
+	if Mp == Mg {
+		to = out
+	}
+	y := nchwcNode("ReorderOutput", []string{nchwcNode("Conv", in, "", attrs(G)...)}, to, onnx.Int("channels", G*Mp))
+	if Mp == Mg {
+		return true
+	}
+	// [N, G·Mp, oh, ow] -> [N, G, Mg, oh·ow] -> [N, G·Mg, oh, ow]
+	xshape := []int64{N, C, xt.Shape[2], xt.Shape[3]}
+	oh, ow, err := convOut(n, xshape, kh, kw)
+	if err != nil {
+		return false
+	}
+	y = reshape(e, y, N, G, Mp, oh*ow)
+	y = e.Node("Slice", []string{y, int64s(e, 0), int64s(e, Mg), int64s(e, 2)})
+	e.NodeOut(e.Fresh("Reshape"), "Reshape", []string{y, int64s(e, N, G*Mg, oh, ow)}, []string{out})
+	return true
+}
+
+// splitEqual cuts x into n equal parts along axis.
+func splitEqual(e *onnx.Builder, x string, axis, n int64) []string {
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = e.Fresh("split")
+	}
+	e.NodeOut(e.Fresh("Split"), "Split", []string{x}, outs, onnx.Int("axis", axis))
+	return outs
+}
+
+// convOut is the spatial output size of the 2-D Conv n on an input of
+// shape x with a kh×kw kernel.
+func convOut(n *pb.NodeProto, x []int64, kh, kw int64) (oh, ow int64, err error) {
+	s := onnx.AttrInts(n, "strides", []int64{1, 1})
+	d := onnx.AttrInts(n, "dilations", []int64{1, 1})
+	p := onnx.AttrInts(n, "pads", []int64{0, 0, 0, 0})
+	if len(s) != 2 || len(d) != 2 || len(p) != 4 {
+		return 0, 0, fmt.Errorf("zoo: Conv %q: want 2-D attributes", n.GetName())
+	}
+	oh = (x[2]+p[0]+p[2]-(kh-1)*d[0]-1)/s[0] + 1
+	ow = (x[3]+p[1]+p[3]-(kw-1)*d[1]-1)/s[1] + 1
+	return oh, ow, nil
+}

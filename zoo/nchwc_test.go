@@ -1,0 +1,236 @@
+package zoo
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/hyperrep/hyperrep/autodiff"
+	"github.com/hyperrep/hyperrep/internal/rng"
+	"github.com/hyperrep/hyperrep/onnx"
+	"github.com/hyperrep/hyperrep/onnx/pb"
+	"github.com/hyperrep/hyperrep/runtime"
+)
+
+type convCase struct {
+	name       string
+	x, w       []int64 // input and weight shapes
+	group      int64
+	attrs      []*pb.AttributeProto
+	bias       bool
+	transposed bool // the weight is a Transpose(perm 1,0,2,3) of an input
+}
+
+// convCases cover the forms lowerConvs emits for block sizes 8 and 16:
+// the population's convolutions and their weight gradients, padding,
+// strides, dilations and biases.
+var convCases = []convCase{
+	{name: "conv1 phases", x: []int64{4, 2, 28, 28}, w: []int64{64, 1, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
+	{name: "conv2 phases", x: []int64{4, 16, 12, 12}, w: []int64{48, 8, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
+	{name: "shared first layer", x: []int64{5, 1, 28, 28}, w: []int64{96, 1, 6, 6}, group: 1, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
+	{name: "pads dilations bias", x: []int64{3, 3, 10, 9}, w: []int64{20, 3, 3, 2}, group: 1, bias: true,
+		attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 2, 1), onnx.Ints("dilations", 2, 1)}},
+	{name: "grouped bias per group", x: []int64{3, 12, 9, 9}, w: []int64{30, 4, 3, 3}, group: 3, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 1, 1, 1)}},
+	{name: "blocked input bias", x: []int64{2, 32, 7, 7}, w: []int64{32, 16, 3, 3}, group: 2, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 1, 1, 1)}},
+	{name: "blocked input padded output", x: []int64{2, 32, 7, 7}, w: []int64{24, 16, 3, 3}, group: 2, bias: true},
+	{name: "conv1 weight gradient", x: []int64{1, 64, 28, 28}, w: []int64{64, 32, 12, 12}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
+	{name: "conv2 weight gradient", x: []int64{8, 64, 12, 12}, w: []int64{48, 32, 4, 4}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
+	{name: "too few output channels", x: []int64{4, 12, 4, 4}, w: []int64{4, 6, 2, 2}, group: 2},
+}
+
+// build returns the graph of the case's Conv, its output of shape out, and
+// the shapes of its inputs.
+func (c convCase) build(out ...int64) (*onnx.Model, [][]int64) {
+	b := onnx.NewBuilder("conv", autodiff.Opset)
+	x := b.Input("x", onnx.Float, c.x...)
+	shapes := [][]int64{c.x}
+	var w string
+	if c.transposed {
+		src := []int64{c.w[1], c.w[0], c.w[2], c.w[3]}
+		w = b.Node("Transpose", []string{b.Input("w", onnx.Float, src...)}, onnx.Ints("perm", 1, 0, 2, 3))
+		shapes = append(shapes, src)
+	} else {
+		w = b.Input("w", onnx.Float, c.w...)
+		shapes = append(shapes, c.w)
+	}
+	in := []string{x, w}
+	if c.bias {
+		in = append(in, b.Input("b", onnx.Float, c.w[0]))
+		shapes = append(shapes, []int64{c.w[0]})
+	}
+	b.NodeAs("y", "Conv", in, append([]*pb.AttributeProto{onnx.Int("group", c.group)}, c.attrs...)...)
+	b.Output("y", onnx.Float, out...)
+	return b.Model(), shapes
+}
+
+// lowered reports whether lowerConvs should rewrite the case's Conv.
+func (c convCase) lowered(bs int64) bool {
+	G, Cg, M := c.group, c.w[1], c.w[0]
+	if M%G != 0 {
+		return false
+	}
+	Mg := M / G
+	return (Mg+bs-1)/bs*bs <= 2*Mg && (Cg < bs || Cg%bs == 0)
+}
+
+// TestLowerConvs checks that the NCHWc form of each Conv computes what
+// ONNX's Conv does, in ONNX Runtime, and that lowerConvs rewrites the
+// Convs it should.
+func TestLowerConvs(t *testing.T) {
+	bs := nchwcBlock()
+	if bs == 0 {
+		t.Skip("this machine's ONNX Runtime has no NCHWc kernels; zoo graphs keep ONNX's Conv")
+	}
+	t.Logf("NCHWc block: %d channels", bs)
+	r := rng.New(11)
+	for _, c := range convCases {
+		t.Run(c.name, func(t *testing.T) {
+			m, _ := c.build()
+			sh, err := autodiff.InferShapes(m.Graph())
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, shapes := c.build(sh.Types["y"].Shape...)
+			low, _ := c.build(sh.Types["y"].Shape...)
+			n := lowerConvs(low, sh.Types, bs)
+			if want := c.lowered(bs); (n == 1) != want {
+				t.Fatalf("lowerConvs rewrote %d Convs, want lowered = %v", n, want)
+			}
+			if n == 0 {
+				return
+			}
+			for _, node := range low.Graph().GetNode() {
+				if node.GetOpType() == "Conv" && node.GetDomain() != nchwcDomain {
+					t.Fatalf("a Conv is left in the lowered graph: %v", node.GetName())
+				}
+			}
+			var in []runtime.Tensor
+			for _, s := range shapes {
+				size := int64(1)
+				for _, d := range s {
+					size *= d
+				}
+				v := make([]float32, size)
+				for i := range v {
+					v[i] = float32(r.Float64()*2 - 1)
+				}
+				in = append(in, runtime.NewTensor(s, v))
+			}
+			want, err := runModel(plain, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := runModel(low, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
+				t.Fatalf("shape %v, want %v", got.Shape, want.Shape)
+			}
+			g, w := got.Data.([]float32), want.Data.([]float32)
+			var scale, diff float64
+			for i := range w {
+				scale = max(scale, math.Abs(float64(w[i])))
+				diff = max(diff, math.Abs(float64(g[i]-w[i])))
+			}
+			if scale == 0 || diff > 1e-5*scale {
+				t.Errorf("outputs differ by %.3g at scale %.3g", diff, scale)
+			}
+		})
+	}
+}
+
+func runModel(m *onnx.Model, in []runtime.Tensor) (runtime.Tensor, error) {
+	raw, err := m.Marshal()
+	if err != nil {
+		return runtime.Tensor{}, err
+	}
+	s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+	if err != nil {
+		return runtime.Tensor{}, err
+	}
+	defer s.Close()
+	out, err := s.Run(in...)
+	if err != nil {
+		return runtime.Tensor{}, err
+	}
+	return out[0], nil
+}
+
+// BenchmarkNCHWc times the convolutions of a cnn-s population's training
+// step (P = 2 models, batch 32) on one thread, as ONNX's Conv and in the
+// NCHWc form lowerConvs gives them, reorders included.
+func BenchmarkNCHWc(b *testing.B) {
+	const P, B = 2, 32
+	stride2 := []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}
+	dilate2 := []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}
+	for _, c := range []convCase{
+		{name: "conv1", x: []int64{B, P, 28, 28}, w: []int64{P * 32, 1, 6, 6}, group: P, attrs: stride2},
+		{name: "conv1-weight-gradient", x: []int64{1, P * B, 28, 28}, w: []int64{P * 32, B, 12, 12}, group: P, transposed: true, attrs: dilate2},
+		{name: "conv2", x: []int64{B, P * 8, 12, 12}, w: []int64{P * 24, 8, 6, 6}, group: P, attrs: stride2},
+		{name: "conv2-weight-gradient", x: []int64{8, P * B, 12, 12}, w: []int64{P * 24, B, 4, 4}, group: P, transposed: true, attrs: dilate2},
+	} {
+		for _, lower := range []bool{false, true} {
+			name := c.name + "/conv"
+			if lower {
+				name = c.name + "/nchwc"
+			}
+			b.Run(name, func(b *testing.B) {
+				m, _ := c.build()
+				sh, err := autodiff.InferShapes(m.Graph())
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, shapes := c.build(sh.Types["y"].Shape...)
+				if lower {
+					bs := nchwcBlock()
+					if bs == 0 {
+						b.Skip("no NCHWc kernels on this machine")
+					}
+					if lowerConvs(m, sh.Types, bs) != 1 {
+						b.Fatal("not lowered")
+					}
+				}
+				// The sum of the output, so that copying it out does not count.
+				e := onnx.Extend(m.Graph(), autodiff.Opset, "bench/")
+				e.NodeAs("sum", "ReduceSum", []string{"y"}, onnx.Int("keepdims", 0))
+				m.Graph().Output = nil
+				e.Output("sum", onnx.Float)
+				benchModel(b, m, shapes, P*B)
+			})
+		}
+	}
+}
+
+// benchModel runs m on random inputs of the given shapes.
+func benchModel(b *testing.B, m *onnx.Model, shapes [][]int64, samples int) {
+	raw, err := m.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := rng.New(3)
+	var in []runtime.Tensor
+	for _, shape := range shapes {
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.Float64() - 0.5)
+		}
+		in = append(in, runtime.NewTensor(shape, v))
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Run(in...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "model-samples/s")
+}
