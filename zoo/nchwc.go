@@ -33,8 +33,9 @@ var nchwc struct {
 }
 
 // nchwcBlock returns the channel block of ORT's NCHWc kernels on this
-// machine, or 0 where ORT offers none: it reads the shape of a
-// ReorderInput of four channels, which ORT pads to one block.
+// machine, or 0 where ORT offers none or blocks of fewer than 8 channels
+// (no gain on these layers): it reads the shape of a ReorderInput of four
+// channels, which ORT pads to one block.
 func nchwcBlock() int64 {
 	nchwc.once.Do(func() {
 		b := onnx.NewBuilder("nchwc_block", autodiff.Opset)
@@ -57,7 +58,7 @@ func nchwcBlock() int64 {
 		if err != nil || len(out) != 1 {
 			return
 		}
-		if shape, ok := out[0].Data.([]int64); ok && len(shape) == 4 && shape[1] >= 4 && shape[1]%4 == 0 && shape[1] <= 64 {
+		if shape, ok := out[0].Data.([]int64); ok && len(shape) == 4 && shape[1] >= 8 && shape[1]%4 == 0 && shape[1] <= 64 {
 			c := shape[1]
 			nchwc.block = c
 		}
