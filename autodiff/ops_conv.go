@@ -26,10 +26,57 @@ func init() {
 	gradRules["AveragePool"] = gradAveragePool
 	shapeRules["GlobalAveragePool"] = shapeGlobalPool
 	gradRules["GlobalAveragePool"] = gradGlobalAveragePool
-	// Conv's input gradient is a ConvTranspose; its shape rule lets
-	// gradient graphs be inferred again, e.g. by rewrites that need the
-	// shapes. It has no gradient rule.
+	// Ops the gradient rules emit, with shape rules but no gradient rules,
+	// so that gradient graphs can be inferred again, e.g. by rewrites that
+	// need the shapes: Conv's input gradient is a ConvTranspose, MaxPool's
+	// moves tiles with SpaceToDepth and DepthToSpace and puts back what its
+	// tiles left out with Pad.
 	shapeRules["ConvTranspose"] = shapeConvTranspose
+	shapeRules["Pad"] = shapePad
+	shapeRules["SpaceToDepth"] = shapeSpaceToDepth
+	shapeRules["DepthToSpace"] = shapeDepthToSpace
+}
+
+// shapePad: each axis grows by its constant pads (opset 11 to 17, without
+// the axes input of opset 18).
+func shapePad(s *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
+	x := in[0].Shape
+	if len(n.Input) < 2 || n.Input[1] == "" || len(n.Input) > 3 {
+		return nil, fmt.Errorf("Pad needs its pads input (and no axes input)")
+	}
+	pads, err := s.Ints(n.Input[1])
+	if err != nil {
+		return nil, err
+	}
+	if len(pads) != 2*len(x) {
+		return nil, fmt.Errorf("Pad of %v by %d pads", x, len(pads))
+	}
+	out := make([]int64, len(x))
+	for i := range x {
+		out[i] = x[i] + pads[i] + pads[len(x)+i]
+		if out[i] < 0 {
+			return nil, fmt.Errorf("Pad of %v by %v gives a negative axis %d", x, pads, i)
+		}
+	}
+	return []Tensor{{in[0].DType, out}}, nil
+}
+
+// shapeSpaceToDepth: [N, C, H, W] -> [N, C·b², H/b, W/b].
+func shapeSpaceToDepth(_ *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
+	x, b := in[0].Shape, onnx.AttrInt(n, "blocksize", 0)
+	if len(x) != 4 || b < 1 || x[2]%b != 0 || x[3]%b != 0 {
+		return nil, fmt.Errorf("SpaceToDepth of %v by blocksize %d: want [N, C, H, W] with H and W multiples of it", x, b)
+	}
+	return []Tensor{{in[0].DType, []int64{x[0], x[1] * b * b, x[2] / b, x[3] / b}}}, nil
+}
+
+// shapeDepthToSpace: [N, C·b², H, W] -> [N, C, H·b, W·b].
+func shapeDepthToSpace(_ *Shapes, n *pb.NodeProto, in []Tensor) ([]Tensor, error) {
+	x, b := in[0].Shape, onnx.AttrInt(n, "blocksize", 0)
+	if len(x) != 4 || b < 1 || x[1]%(b*b) != 0 {
+		return nil, fmt.Errorf("DepthToSpace of %v by blocksize %d: want [N, C, H, W] with C a multiple of its square", x, b)
+	}
+	return []Tensor{{in[0].DType, []int64{x[0], x[1] / (b * b), x[2] * b, x[3] * b}}}, nil
 }
 
 // window is the geometry of a Conv or pooling node along the spatial axes,

@@ -165,29 +165,40 @@ func TestCNNSGradient(t *testing.T) {
 	}}})
 }
 
-// TestConvTransposeShape checks the inferred shape of ConvTranspose against
-// ONNX Runtime, which refuses an output whose declared shape is not the
-// one it computes.
-func TestConvTransposeShape(t *testing.T) {
+// TestEmittedOpShapes checks the shape rules of the ops gradient rules
+// emit against the shapes ONNX Runtime computes.
+func TestEmittedOpShapes(t *testing.T) {
 	for _, tc := range []struct {
-		x, w  []int64
+		op    string
+		x, w  []int64 // w: the weight of a ConvTranspose, or the pads of a Pad
 		attrs []*pb.AttributeProto
 		want  []int64
 	}{
-		{[]int64{2, 6, 4, 4}, []int64{6, 4, 6, 6}, []*pb.AttributeProto{onnx.Int("group", 2), onnx.Ints("strides", 2, 2)}, []int64{2, 8, 12, 12}},
-		{[]int64{1, 3, 5, 7}, []int64{3, 2, 3, 2}, []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 2, 1), onnx.Ints("dilations", 2, 1), onnx.Ints("strides", 3, 1), onnx.Ints("output_padding", 1, 0)}, []int64{1, 2, 15, 7}},
-		{[]int64{2, 4, 9}, []int64{4, 5, 3}, nil, []int64{2, 5, 11}},
+		{"ConvTranspose", []int64{2, 6, 4, 4}, []int64{6, 4, 6, 6}, []*pb.AttributeProto{onnx.Int("group", 2), onnx.Ints("strides", 2, 2)}, []int64{2, 8, 12, 12}},
+		{"ConvTranspose", []int64{1, 3, 5, 7}, []int64{3, 2, 3, 2}, []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 2, 1), onnx.Ints("dilations", 2, 1), onnx.Ints("strides", 3, 1), onnx.Ints("output_padding", 1, 0)}, []int64{1, 2, 15, 7}},
+		{"ConvTranspose", []int64{2, 4, 9}, []int64{4, 5, 3}, nil, []int64{2, 5, 11}},
+		{"SpaceToDepth", []int64{2, 3, 4, 6}, nil, []*pb.AttributeProto{onnx.Int("blocksize", 2)}, []int64{2, 12, 2, 3}},
+		{"DepthToSpace", []int64{2, 18, 2, 1}, nil, []*pb.AttributeProto{onnx.Int("blocksize", 3)}, []int64{2, 2, 6, 3}},
+		{"Pad", []int64{2, 3, 4}, []int64{0, 1, 2, 1, 0, 3}, nil, []int64{3, 4, 9}},
 	} {
-		b := onnx.NewBuilder("convtranspose", Opset)
-		b.NodeAs("y", "ConvTranspose", []string{b.Input("x", onnx.Float, tc.x...), b.Input("w", onnx.Float, tc.w...)}, tc.attrs...)
+		b := onnx.NewBuilder("shape", Opset)
+		in := []string{b.Input("x", onnx.Float, tc.x...)}
+		feed := []runtime.Tensor{runtime.NewTensor(tc.x, make([]float32, product(tc.x)))}
+		switch tc.op {
+		case "ConvTranspose":
+			in = append(in, b.Input("w", onnx.Float, tc.w...))
+			feed = append(feed, runtime.NewTensor(tc.w, make([]float32, product(tc.w))))
+		case "Pad":
+			in = append(in, b.Int64s("pads", tc.w...))
+		}
+		b.NodeAs("y", tc.op, in, tc.attrs...)
 		sh, err := InferShapes(b.Graph())
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := sh.Types["y"].Shape
 		if !slices.Equal(got, tc.want) {
-			t.Errorf("ConvTranspose of %v by %v: inferred %v, want %v", tc.x, tc.w, got, tc.want)
-			continue
+			t.Errorf("%s of %v: inferred %v, want %v", tc.op, tc.x, got, tc.want)
 		}
 		b.Output("y", onnx.Float, got...)
 		raw, err := b.Model().Marshal()
@@ -198,22 +209,27 @@ func TestConvTransposeShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		size := func(s []int64) int {
-			n := 1
-			for _, d := range s {
-				n *= int(d)
-			}
-			return n
-		}
-		_, err = s.Run(runtime.NewTensor(tc.x, make([]float32, size(tc.x))), runtime.NewTensor(tc.w, make([]float32, size(tc.w))))
+		out, err := s.Run(feed...)
 		s.Close()
 		if err != nil {
-			t.Errorf("ConvTranspose of %v by %v to %v: %v", tc.x, tc.w, got, err)
+			t.Fatalf("%s of %v: %v", tc.op, tc.x, err)
+		}
+		if !slices.Equal(out[0].Shape, got) {
+			t.Errorf("%s of %v: ONNX Runtime gives %v, inferred %v", tc.op, tc.x, out[0].Shape, got)
 		}
 	}
-	b := onnx.NewBuilder("convtranspose", Opset)
-	b.NodeAs("y", "ConvTranspose", []string{b.Input("x", onnx.Float, 1, 4, 3, 3), b.Input("w", onnx.Float, 5, 2, 2, 2)})
-	if _, err := InferShapes(b.Graph()); err == nil {
-		t.Error("a weight whose input channels do not match is accepted")
+	for _, bad := range []struct {
+		op   string
+		x, w []int64
+	}{{"ConvTranspose", []int64{1, 4, 3, 3}, []int64{5, 2, 2, 2}}, {"SpaceToDepth", []int64{1, 1, 3, 4}, nil}, {"DepthToSpace", []int64{1, 6, 2, 2}, nil}} {
+		b := onnx.NewBuilder("shape", Opset)
+		in := []string{b.Input("x", onnx.Float, bad.x...)}
+		if bad.w != nil {
+			in = append(in, b.Input("w", onnx.Float, bad.w...))
+		}
+		b.NodeAs("y", bad.op, in, onnx.Int("blocksize", 2))
+		if _, err := InferShapes(b.Graph()); err == nil {
+			t.Errorf("%s of %v (weight %v) is accepted", bad.op, bad.x, bad.w)
+		}
 	}
 }

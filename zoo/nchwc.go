@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"fmt"
 	"slices"
 	"sync"
 
@@ -130,7 +129,8 @@ func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
 func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tensor, producer map[string]*pb.NodeProto, bs int64, moved map[string]bool) bool {
 	xt, okx := types[n.Input[0]]
 	wt, okw := types[n.Input[1]]
-	if !okx || !okw || len(xt.Shape) != 4 || len(wt.Shape) != 4 || xt.DType != onnx.Float || wt.DType != onnx.Float {
+	yt, oky := types[n.Output[0]]
+	if !okx || !okw || !oky || len(xt.Shape) != 4 || len(wt.Shape) != 4 || len(yt.Shape) != 4 || xt.DType != onnx.Float || wt.DType != onnx.Float {
 		return false
 	}
 	if onnx.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
@@ -258,11 +258,7 @@ func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tenso
 		return true
 	}
 	// [N, G·Mp, oh, ow] -> [N, G, Mg, oh·ow] -> [N, G·Mg, oh, ow]
-	xshape := []int64{N, C, xt.Shape[2], xt.Shape[3]}
-	oh, ow, err := convOut(n, xshape, kh, kw)
-	if err != nil {
-		return false
-	}
+	oh, ow := yt.Shape[2], yt.Shape[3]
 	y = reshape(e, y, N, G, Mp, oh*ow)
 	y = e.Node("Slice", []string{y, int64s(e, 0), int64s(e, Mg), int64s(e, 2)})
 	e.NodeOut(e.Fresh("Reshape"), "Reshape", []string{y, int64s(e, N, G*Mg, oh, ow)}, []string{out})
@@ -277,18 +273,4 @@ func splitEqual(e *onnx.Builder, x string, axis, n int64) []string {
 	}
 	e.NodeOut(e.Fresh("Split"), "Split", []string{x}, outs, onnx.Int("axis", axis))
 	return outs
-}
-
-// convOut is the spatial output size of the 2-D Conv n on an input of
-// shape x with a kh×kw kernel.
-func convOut(n *pb.NodeProto, x []int64, kh, kw int64) (oh, ow int64, err error) {
-	s := onnx.AttrInts(n, "strides", []int64{1, 1})
-	d := onnx.AttrInts(n, "dilations", []int64{1, 1})
-	p := onnx.AttrInts(n, "pads", []int64{0, 0, 0, 0})
-	if len(s) != 2 || len(d) != 2 || len(p) != 4 {
-		return 0, 0, fmt.Errorf("zoo: Conv %q: want 2-D attributes", n.GetName())
-	}
-	oh = (x[2]+p[0]+p[2]-(kh-1)*d[0]-1)/s[0] + 1
-	ow = (x[3]+p[1]+p[3]-(kw-1)*d[1]-1)/s[1] + 1
-	return oh, ow, nil
 }

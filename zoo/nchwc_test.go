@@ -3,7 +3,10 @@ package zoo
 import (
 	"fmt"
 	"math"
+	goruntime "runtime"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/hyperrep/hyperrep/autodiff"
 	"github.com/hyperrep/hyperrep/internal/rng"
@@ -21,9 +24,10 @@ type convCase struct {
 	transposed bool // the weight is a Transpose(perm 1,0,2,3) of an input
 }
 
-// convCases cover the forms lowerConvs emits for block sizes 8 and 16:
-// the population's convolutions and their weight gradients, padding,
-// strides, dilations and biases.
+// convCases cover the forms lowerConvs emits for block sizes 8 and 16
+// (each form for each size, the padded output channels of the transposed
+// weight included): the population's convolutions and their weight
+// gradients, padding, strides, dilations, biases and 1×1 kernels.
 var convCases = []convCase{
 	{name: "conv1 phases", x: []int64{4, 2, 28, 28}, w: []int64{64, 1, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
 	{name: "conv2 phases", x: []int64{4, 16, 12, 12}, w: []int64{48, 8, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
@@ -35,6 +39,10 @@ var convCases = []convCase{
 	{name: "blocked input padded output", x: []int64{2, 32, 7, 7}, w: []int64{24, 16, 3, 3}, group: 2, bias: true},
 	{name: "conv1 weight gradient", x: []int64{1, 64, 28, 28}, w: []int64{64, 32, 12, 12}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
 	{name: "conv2 weight gradient", x: []int64{8, 64, 12, 12}, w: []int64{48, 32, 4, 4}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
+	{name: "weight gradient padded output", x: []int64{4, 64, 10, 10}, w: []int64{40, 32, 3, 3}, group: 2, transposed: true, bias: true,
+		attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 0, 1), onnx.Ints("strides", 2, 1)}},
+	{name: "pointwise", x: []int64{3, 32, 5, 6}, w: []int64{48, 16, 1, 1}, group: 2},
+	{name: "pointwise few channels", x: []int64{3, 3, 5, 6}, w: []int64{16, 3, 1, 1}, group: 1, bias: true},
 	{name: "too few output channels", x: []int64{4, 12, 4, 4}, w: []int64{4, 6, 2, 2}, group: 2},
 }
 
@@ -137,6 +145,58 @@ func TestLowerConvs(t *testing.T) {
 				t.Errorf("outputs differ by %.3g at scale %.3g", diff, scale)
 			}
 		})
+	}
+}
+
+// TestNCHWcAvailable fails where the speed-up would silently be lost: an
+// x86-64 machine with AVX2 has NCHWc kernels, and the block probe must
+// find them.
+func TestNCHWcAvailable(t *testing.T) {
+	bs := nchwcBlock()
+	t.Logf("NCHWc block: %d channels", bs)
+	if goruntime.GOARCH == "amd64" && cpu.X86.HasAVX2 && bs == 0 {
+		t.Fatal("this x86-64 machine has AVX2, but the probe found no NCHWc kernels in ONNX Runtime")
+	}
+}
+
+// TestGraphsUseNCHWc checks that the training and evaluation graphs of the
+// convolutional architectures get their shapes inferred and so their
+// convolutions lowered: an op without a shape rule would otherwise turn
+// the NCHWc kernels off without an error.
+func TestGraphsUseNCHWc(t *testing.T) {
+	bs := nchwcBlock()
+	for _, name := range []string{"cnn-s", "cnn-l"} {
+		arch, err := NewArch(name, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []layout{layoutPhase, layoutPool} {
+			for _, dropout := range []bool{false, true} {
+				spec := &popSpec{arch: arch, act: "gelu", models: 2, batch: 8, opt: "sgd", layout: l, dropout: dropout}
+				train, err := spec.trainGraph()
+				if err != nil {
+					t.Fatal(err)
+				}
+				eval, err := spec.evalGraph(16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range []*popGraph{train, eval} {
+					if g.inferErr != nil {
+						t.Errorf("%s, layout %d, dropout %v: shapes not inferred: %v", name, l, dropout, g.inferErr)
+					}
+					lowered := 0
+					for _, n := range g.model.Graph().GetNode() {
+						if n.GetOpType() == "Conv" && n.GetDomain() == nchwcDomain {
+							lowered++
+						}
+					}
+					if bs > 0 && lowered == 0 {
+						t.Errorf("%s, layout %d, dropout %v: no convolution lowered", name, l, dropout)
+					}
+				}
+			}
+		}
 	}
 }
 

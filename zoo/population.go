@@ -88,15 +88,21 @@ type popGraph struct {
 	inputs  []io
 	outputs []io
 	types   map[string]autodiff.Tensor // of the values infer saw
+	// inferErr is why infer found no types; the graph keeps its Convs
+	// (TestGraphsUseNCHWc).
+	inferErr error
 }
 
 // infer records the static types of the values of g, a graph on its way to
 // becoming g's model, for lower. A graph whose shapes autodiff cannot infer
 // keeps its Convs.
 func (g *popGraph) infer(gr *pb.GraphProto) {
-	if sh, err := autodiff.InferShapes(gr); err == nil {
-		g.types = sh.Types
+	sh, err := autodiff.InferShapes(gr)
+	if err != nil {
+		g.inferErr = err
+		return
 	}
+	g.types = sh.Types
 }
 
 // lower moves the model's convolutions to ORT's NCHWc kernels where this
