@@ -112,18 +112,7 @@ func TestLowerConvs(t *testing.T) {
 					t.Fatalf("a Conv is left in the lowered graph: %v", node.GetName())
 				}
 			}
-			var in []runtime.Tensor
-			for _, s := range shapes {
-				size := int64(1)
-				for _, d := range s {
-					size *= d
-				}
-				v := make([]float32, size)
-				for i := range v {
-					v[i] = float32(r.Float64()*2 - 1)
-				}
-				in = append(in, runtime.NewTensor(s, v))
-			}
+			in := uniformTensors(r, shapes)
 			want, err := runModel(plain, in)
 			if err != nil {
 				t.Fatal(err)
@@ -260,37 +249,4 @@ func BenchmarkNCHWc(b *testing.B) {
 			})
 		}
 	}
-}
-
-// benchModel runs m on random inputs of the given shapes.
-func benchModel(b *testing.B, m *onnx.Model, shapes [][]int64, samples int) {
-	raw, err := m.Marshal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	r := rng.New(3)
-	var in []runtime.Tensor
-	for _, shape := range shapes {
-		n := int64(1)
-		for _, d := range shape {
-			n *= d
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.Float64() - 0.5)
-		}
-		in = append(in, runtime.NewTensor(shape, v))
-	}
-	b.ResetTimer()
-	for range b.N {
-		if _, err := s.Run(in...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "model-samples/s")
 }

@@ -22,7 +22,12 @@ func benchGraph(b *testing.B, samples int, build func(g *onnx.Builder) (inputs [
 	for _, o := range outs {
 		g.Output(g.Node("ReduceSum", []string{o}, onnx.Int("keepdims", 0)), onnx.Float)
 	}
-	raw, err := g.Model().Marshal()
+	benchModel(b, g.Model(), shapes, samples)
+}
+
+// benchModel runs m on random inputs of the given shapes.
+func benchModel(b *testing.B, m *onnx.Model, shapes [][]int64, samples int) {
+	raw, err := m.Marshal()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,26 +36,32 @@ func benchGraph(b *testing.B, samples int, build func(g *onnx.Builder) (inputs [
 		b.Fatal(err)
 	}
 	defer s.Close()
-	r := rng.New(3)
-	var ts []runtime.Tensor
-	for _, shape := range shapes {
-		n := 1
-		for _, d := range shape {
-			n *= int(d)
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.Float64() - 0.5)
-		}
-		ts = append(ts, runtime.NewTensor(shape, v))
-	}
+	in := uniformTensors(rng.New(3), shapes)
 	b.ResetTimer()
 	for range b.N {
-		if _, err := s.Run(ts...); err != nil {
+		if _, err := s.Run(in...); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "model-samples/s")
+}
+
+// uniformTensors draws float32 tensors of the given shapes, uniform in
+// [-1, 1).
+func uniformTensors(r *rng.Source, shapes [][]int64) []runtime.Tensor {
+	var ts []runtime.Tensor
+	for _, shape := range shapes {
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.Float64()*2 - 1)
+		}
+		ts = append(ts, runtime.NewTensor(shape, v))
+	}
+	return ts
 }
 
 type convLayer struct{ c, h, o, k int64 }
