@@ -1,10 +1,13 @@
 package zoo
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"sync"
 
 	"github.com/hyperrep/hyperrep/autodiff"
+	"github.com/hyperrep/hyperrep/internal/rng"
 	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/onnx/pb"
 	"github.com/hyperrep/hyperrep/runtime"
@@ -29,15 +32,29 @@ const nchwcDomain = "com.microsoft.nchwc"
 
 var nchwc struct {
 	once  sync.Once
-	block int64
+	block int64 // what ORT reports
+	err   error // why the lowered Convs are not used, if they are not
 }
 
 // nchwcBlock returns the channel block of ORT's NCHWc kernels on this
-// machine, or 0 where ORT offers none or blocks of fewer than 8 channels,
-// which its probe cannot tell apart: it reads the shape of a ReorderInput
-// of four channels, which ORT pads to one block.
+// machine, or 0 where the zoo's graphs keep ONNX's Conv: where ORT offers
+// no NCHWc kernels, or blocks of fewer than 8 channels, which its probe
+// cannot tell apart, or where the lowered forms fail checkLowering, as
+// they would if a later ORT laid its blocks out otherwise.
 func nchwcBlock() int64 {
+	bs, err := nchwcProbe()
+	if err != nil {
+		return 0
+	}
+	return bs
+}
+
+// nchwcProbe returns the block size ORT reports (0 for none) and the error
+// of checkLowering at it. It reads the shape of a ReorderInput of four
+// channels, which ORT pads to one block.
+func nchwcProbe() (int64, error) {
 	nchwc.once.Do(func() {
+		nchwc.err = fmt.Errorf("zoo: no NCHWc kernels")
 		b := onnx.NewBuilder("nchwc_block", autodiff.Opset)
 		x := b.Input("x", onnx.Float, 1, 4, 1, 1)
 		b.NodeAs("reorder", "ReorderInput", []string{x})
@@ -59,11 +76,112 @@ func nchwcBlock() int64 {
 			return
 		}
 		if shape, ok := out[0].Data.([]int64); ok && len(shape) == 4 && shape[1] >= 8 && shape[1]%4 == 0 && shape[1] <= 64 {
-			c := shape[1]
-			nchwc.block = c
+			nchwc.block = shape[1]
+			nchwc.err = checkLowering(nchwc.block)
 		}
 	})
-	return nchwc.block
+	return nchwc.block, nchwc.err
+}
+
+// checkLowering runs each form lowerConvs emits, at block size bs, on
+// small inputs against ONNX's Conv.
+func checkLowering(bs int64) error {
+	h := bs / 2 // makes output channels per group that need padding
+	for _, c := range []convGraph{
+		{x: []int64{2, 2, 9, 9}, w: []int64{2 * (bs - 2), 1, 3, 3}, group: 2, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
+		{x: []int64{2, 2 * bs, 6, 6}, w: []int64{2 * (bs + h), bs, 3, 3}, group: 2, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 1, 1, 1)}},
+		{x: []int64{3, 2 * bs, 7, 7}, w: []int64{2 * (bs + h), bs, 3, 3}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
+	} {
+		n, diff, scale, err := c.compare(bs, 7)
+		if err != nil {
+			return err
+		}
+		if n != 1 || diff > 1e-5*scale {
+			return fmt.Errorf("zoo: NCHWc form of Conv %v by %v differs from ONNX's by %.3g at scale %.3g", c.x, c.w, diff, scale)
+		}
+	}
+	return nil
+}
+
+// convGraph is a graph of one Conv, to check lowerConvs with: the shapes
+// of its input and weight, its group and other attributes, whether it has
+// a bias, and whether its weight is a Transpose (perm 1, 0, 2, 3) of the
+// graph's input, as in autodiff's weight gradients.
+type convGraph struct {
+	x, w       []int64
+	group      int64
+	attrs      []*pb.AttributeProto
+	bias       bool
+	transposed bool
+}
+
+// build returns the graph, its output y of shape out, and the shapes of
+// its inputs.
+func (c convGraph) build(out ...int64) (*onnx.Model, [][]int64) {
+	b := onnx.NewBuilder("conv", autodiff.Opset)
+	x := b.Input("x", onnx.Float, c.x...)
+	shapes := [][]int64{c.x}
+	var w string
+	if c.transposed {
+		src := []int64{c.w[1], c.w[0], c.w[2], c.w[3]}
+		w = b.Node("Transpose", []string{b.Input("w", onnx.Float, src...)}, onnx.Ints("perm", 1, 0, 2, 3))
+		shapes = append(shapes, src)
+	} else {
+		w = b.Input("w", onnx.Float, c.w...)
+		shapes = append(shapes, c.w)
+	}
+	in := []string{x, w}
+	if c.bias {
+		in = append(in, b.Input("b", onnx.Float, c.w[0]))
+		shapes = append(shapes, []int64{c.w[0]})
+	}
+	b.NodeAs("y", "Conv", in, append([]*pb.AttributeProto{onnx.Int("group", c.group)}, c.attrs...)...)
+	b.Output("y", onnx.Float, out...)
+	return b.Model(), shapes
+}
+
+// compare lowers the graph with block bs and runs it and the plain graph
+// in ORT on inputs uniform in [-1, 1) drawn from seed. It returns how many
+// Convs lowerConvs rewrote, and the largest difference between the outputs
+// with the largest magnitude of the plain one; nothing is run when none
+// was rewritten.
+func (c convGraph) compare(bs int64, seed uint64) (lowered int, diff, scale float64, err error) {
+	m, _ := c.build()
+	sh, err := autodiff.InferShapes(m.Graph())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	plain, shapes := c.build(sh.Types["y"].Shape...)
+	low, _ := c.build(sh.Types["y"].Shape...)
+	if lowered = lowerConvs(low, sh.Types, bs); lowered == 0 {
+		return 0, 0, 0, nil
+	}
+	in := uniformTensors(rng.New(seed), shapes)
+	var outs [2][]float32
+	for k, mk := range []*onnx.Model{plain, low} {
+		raw, err := mk.Marshal()
+		if err != nil {
+			return lowered, 0, 0, err
+		}
+		s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+		if err != nil {
+			return lowered, 0, 0, err
+		}
+		out, err := s.Run(in...)
+		s.Close()
+		if err != nil {
+			return lowered, 0, 0, err
+		}
+		if !slices.Equal(out[0].Shape, sh.Types["y"].Shape) {
+			return lowered, 0, 0, fmt.Errorf("zoo: Conv %v by %v: output %v, want %v", c.x, c.w, out[0].Shape, sh.Types["y"].Shape)
+		}
+		outs[k] = out[0].Data.([]float32)
+	}
+	for i, w := range outs[0] {
+		scale = max(scale, math.Abs(float64(w)))
+		diff = max(diff, math.Abs(float64(outs[1][i]-w)))
+	}
+	return lowered, diff, scale, nil
 }
 
 // setNchwcDomain moves the nodes named in names to the NCHWc domain and
@@ -275,4 +393,22 @@ func splitEqual(e *onnx.Builder, x string, axis, n int64) []string {
 	}
 	e.NodeOut(e.Fresh("Split"), "Split", []string{x}, outs, onnx.Int("axis", axis))
 	return outs
+}
+
+// uniformTensors draws float32 tensors of the given shapes, uniform in
+// [-1, 1).
+func uniformTensors(r *rng.Source, shapes [][]int64) []runtime.Tensor {
+	var ts []runtime.Tensor
+	for _, shape := range shapes {
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.Float64()*2 - 1)
+		}
+		ts = append(ts, runtime.NewTensor(shape, v))
+	}
+	return ts
 }

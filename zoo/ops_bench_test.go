@@ -46,24 +46,6 @@ func benchModel(b *testing.B, m *onnx.Model, shapes [][]int64, samples int) {
 	b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "model-samples/s")
 }
 
-// uniformTensors draws float32 tensors of the given shapes, uniform in
-// [-1, 1).
-func uniformTensors(r *rng.Source, shapes [][]int64) []runtime.Tensor {
-	var ts []runtime.Tensor
-	for _, shape := range shapes {
-		n := int64(1)
-		for _, d := range shape {
-			n *= d
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.Float64()*2 - 1)
-		}
-		ts = append(ts, runtime.NewTensor(shape, v))
-	}
-	return ts
-}
-
 type convLayer struct{ c, h, o, k int64 }
 
 var pooledConvs = []struct {
