@@ -407,7 +407,8 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 		x = reshape(b, shared, B, int64(a.C), int64(a.H), int64(a.W))
 	}
 	// The phase layout is also the faster forward pass: 7.7 µs per
-	// model-sample for cnn-s against 10 µs with Conv and MaxPool.
+	// model-sample for cnn-s against 10 µs with Conv and MaxPool, both on
+	// ONNX's Conv kernels; 5.5 µs on the NCHWc ones (lower).
 	logits := reshape(b, s.forward(b, x, batch, nil, true), P*B, int64(a.Classes))
 	g.infer(b.Graph())
 	// Every model is scored on the same labels and weights: [B] -> [P·B].
