@@ -108,7 +108,11 @@ func (g *popGraph) infer(gr *pb.GraphProto) {
 // lower moves the model's convolutions to ORT's NCHWc kernels where this
 // machine has them (lowerConvs).
 func (g *popGraph) lower(s *popSpec) {
-	if bs := nchwcBlock(); bs > 0 && !s.plainConvs && g.types != nil {
+	if s.plainConvs || g.types == nil {
+		g.types = nil
+		return
+	}
+	if bs := nchwcBlock(); bs > 0 {
 		lowerConvs(g.model, g.types, bs)
 	}
 	g.types = nil
