@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hyperrep/hyperrep/dataset"
 	"github.com/hyperrep/hyperrep/internal/rng"
 	"github.com/hyperrep/hyperrep/runtime"
 )
@@ -134,4 +135,42 @@ func benchSteps(b *testing.B, spec popSpec, workers int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(workers*b.N*spec.models*spec.batch)/b.Elapsed().Seconds(), "model-samples/s")
+}
+
+// BenchmarkEvaluate scores populations on 1,280 test images, batch 64 as
+// zoo training does, on one thread: with ORT's NCHWc kernels (the shared
+// first layer a Conv and MaxPool on the blocked layout) and with ONNX's
+// Conv (the four pooling phases throughout).
+func BenchmarkEvaluate(b *testing.B) {
+	for _, plain := range []bool{false, true} {
+		for _, p := range []int{2, 4, 8} {
+			name := fmt.Sprintf("nchwc/P=%d", p)
+			if plain {
+				name = fmt.Sprintf("conv/P=%d", p)
+			}
+			b.Run(name, func(b *testing.B) {
+				spec := layoutSpec(b, layoutPhase, p, plain)
+				ev, err := newEvaluator(spec, evalBatch, runtime.Options{Threads: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ev.Close()
+				w, err := runtime.NewValue(runtime.Float32, []int64{int64(p), int64(spec.arch.NumParams())})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Destroy()
+				in := uniformTensors(rng.New(5), [][]int64{{int64(p * spec.arch.NumParams())}, {20 * evalBatch * 784}})
+				copy(w.Float32s(), in[0].Data.([]float32))
+				set := &dataset.Set{N: 20 * evalBatch, C: 1, H: 28, W: 28, Classes: 10, Images: in[1].Data.([]float32), Labels: make([]uint8, 20*evalBatch)}
+				b.ResetTimer()
+				for range b.N {
+					if _, _, err := ev.evaluate(w, set); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*set.N*p)/b.Elapsed().Seconds(), "model-samples/s")
+			})
+		}
+	}
 }

@@ -25,7 +25,8 @@ import (
 // and the weight gradient's Conv reads a gradient as its weight. The
 // kernels themselves take the weights as an input like any other, so
 // lowerConvs emits what that optimiser would, with the weights reordered by
-// a Reshape and a Transpose inside the graph, every step.
+// a Reshape and a Transpose inside the graph, every step. A MaxPool after
+// such a Conv pools the blocked layout too (poolBlocked).
 
 // nchwcDomain is the operator domain of ORT's NCHWc kernels.
 const nchwcDomain = "com.microsoft.nchwc"
@@ -106,13 +107,15 @@ func checkLowering(bs int64) error {
 // convGraph is a graph of one Conv, to check lowerConvs with: the shapes
 // of its input and weight, its group and other attributes, whether it has
 // a bias, and whether its weight is a Transpose (perm 1, 0, 2, 3) of the
-// graph's input, as in autodiff's weight gradients.
+// graph's input, as in autodiff's weight gradients; with pool, a 2×2
+// MaxPool of stride 2 follows the Conv.
 type convGraph struct {
 	x, w       []int64
 	group      int64
 	attrs      []*pb.AttributeProto
 	bias       bool
 	transposed bool
+	pool       bool
 }
 
 // build returns the graph, its output y of shape out, and the shapes of
@@ -135,7 +138,11 @@ func (c convGraph) build(out ...int64) (*onnx.Model, [][]int64) {
 		in = append(in, b.Input("b", onnx.Float, c.w[0]))
 		shapes = append(shapes, []int64{c.w[0]})
 	}
-	b.NodeAs("y", "Conv", in, append([]*pb.AttributeProto{onnx.Int("group", c.group)}, c.attrs...)...)
+	y := b.Node("Conv", in, append([]*pb.AttributeProto{onnx.Int("group", c.group)}, c.attrs...)...)
+	if c.pool {
+		y = b.Node("MaxPool", []string{y}, onnx.Ints("kernel_shape", 2, 2), onnx.Ints("strides", 2, 2))
+	}
+	b.NodeAs("y", "Identity", []string{y})
 	b.Output("y", onnx.Float, out...)
 	return b.Model(), shapes
 }
@@ -237,6 +244,7 @@ func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
 		return 0
 	}
 	g.Node = slices.DeleteFunc(g.Node, func(n *pb.NodeProto) bool { return lowered[n] })
+	poolBlocked(g, moved)
 	setNchwcDomain(m, moved)
 	removeDead(g)
 	sortNodes(g)
@@ -411,4 +419,39 @@ func uniformTensors(r *rng.Source, shapes [][]int64) []runtime.Tensor {
 		ts = append(ts, runtime.NewTensor(shape, v))
 	}
 	return ts
+}
+
+// poolBlocked moves each 2-D MaxPool that alone reads a lowered Conv's
+// output ahead of the Conv's ReorderOutput, into the NCHWc domain: ORT's
+// NCHWc MaxPool pools the blocked layout (the padding channels with the
+// rest, which ReorderOutput then drops), and the reorder moves the pooled
+// values, a quarter as many for a 2×2 pool. A MaxPool with an Indices
+// output or a storage order stays as it is.
+func poolBlocked(g *pb.GraphProto, moved map[string]bool) {
+	producer, _ := graphIndex(g)
+	uses := map[string]int{}
+	for _, n := range g.GetNode() {
+		for _, in := range n.Input {
+			uses[in]++
+		}
+	}
+	for _, o := range g.GetOutput() {
+		uses[o.GetName()]++
+	}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() != "MaxPool" || n.GetDomain() != "" || len(n.Output) != 1 || len(onnx.AttrInts(n, "kernel_shape", nil)) != 2 ||
+			onnx.AttrInt(n, "storage_order", 0) != 0 || onnx.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
+			continue
+		}
+		r := producer[n.Input[0]]
+		if r == nil || !moved[r.GetName()] || r.GetOpType() != "ReorderOutput" || uses[n.Input[0]] != 1 {
+			continue
+		}
+		// Conv -> ReorderOutput -> MaxPool  becomes  Conv -> MaxPool -> ReorderOutput.
+		pooled := n.GetName() + "/blocked"
+		n.Input[0], r.Input[0] = r.Input[0], pooled
+		r.Output[0], n.Output[0] = n.Output[0], pooled
+		moved[n.GetName()] = true
+	}
+	sortNodes(g)
 }

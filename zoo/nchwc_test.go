@@ -19,7 +19,8 @@ type convCase struct {
 // convCases cover the forms lowerConvs emits for block sizes 8 and 16
 // (each form for each size, the padded output channels of the transposed
 // weight included): the population's convolutions and their weight
-// gradients, padding, strides, dilations, biases and 1×1 kernels.
+// gradients, padding, strides, dilations, biases and 1×1 kernels, and
+// MaxPools after Convs (poolBlocked).
 var convCases = []convCase{
 	{name: "conv1 phases", convGraph: convGraph{x: []int64{4, 2, 28, 28}, w: []int64{64, 1, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}}},
 	{name: "conv2 phases", convGraph: convGraph{x: []int64{4, 16, 12, 12}, w: []int64{48, 8, 6, 6}, group: 2, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}}},
@@ -35,6 +36,9 @@ var convCases = []convCase{
 		attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 0, 0, 1), onnx.Ints("strides", 2, 1)}}},
 	{name: "pointwise", convGraph: convGraph{x: []int64{3, 32, 5, 6}, w: []int64{48, 16, 1, 1}, group: 2}},
 	{name: "pointwise few channels", convGraph: convGraph{x: []int64{3, 3, 5, 6}, w: []int64{16, 3, 1, 1}, group: 1, bias: true}},
+	{name: "shared first layer pooled", convGraph: convGraph{x: []int64{5, 1, 28, 28}, w: []int64{16, 1, 5, 5}, group: 1, bias: true, pool: true}},
+	{name: "pooled padded channels", convGraph: convGraph{x: []int64{3, 2, 11, 11}, w: []int64{12, 2, 3, 3}, group: 1, bias: true, pool: true}},
+	{name: "pooled after groups", convGraph: convGraph{x: []int64{3, 4, 10, 10}, w: []int64{32, 2, 3, 3}, group: 2, pool: true}},
 	{name: "too few output channels", convGraph: convGraph{x: []int64{4, 12, 4, 4}, w: []int64{4, 6, 2, 2}, group: 2}},
 }
 
@@ -75,16 +79,25 @@ func TestLowerConvs(t *testing.T) {
 			}
 		})
 	}
-	// A lowered graph keeps no ONNX Conv.
-	m, _ := convCases[0].build()
-	sh, err := autodiff.InferShapes(m.Graph())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lowerConvs(m, sh.Types, bs)
-	for _, node := range m.Graph().GetNode() {
-		if node.GetOpType() == "Conv" && node.GetDomain() != nchwcDomain {
-			t.Errorf("a Conv is left in the lowered graph: %v", node.GetName())
+	// A lowered graph keeps no ONNX Conv, and a MaxPool that alone reads
+	// a single lowered Conv pools the blocked layout.
+	for _, c := range convCases {
+		if !c.lowered(bs) {
+			continue
+		}
+		m, _ := c.build()
+		sh, err := autodiff.InferShapes(m.Graph())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lowerConvs(m, sh.Types, bs)
+		for _, node := range m.Graph().GetNode() {
+			if node.GetOpType() == "Conv" && node.GetDomain() != nchwcDomain {
+				t.Errorf("%s: a Conv is left in the lowered graph: %v", c.name, node.GetName())
+			}
+			if node.GetOpType() == "MaxPool" && (node.GetDomain() == nchwcDomain) != (c.group == 1) {
+				t.Errorf("%s: MaxPool in domain %q", c.name, node.GetDomain())
+			}
 		}
 	}
 }
@@ -103,7 +116,8 @@ func TestNCHWcAvailable(t *testing.T) {
 // TestGraphsUseNCHWc checks that the training and evaluation graphs of the
 // convolutional architectures get their shapes inferred and so their
 // convolutions lowered: an op without a shape rule would otherwise turn
-// the NCHWc kernels off without an error.
+// the NCHWc kernels off without an error. The evaluation graphs also pool
+// their shared first layer on the blocked layout.
 func TestGraphsUseNCHWc(t *testing.T) {
 	bs := nchwcBlock()
 	for _, name := range []string{"cnn-s", "cnn-l"} {
@@ -126,14 +140,23 @@ func TestGraphsUseNCHWc(t *testing.T) {
 					if g.inferErr != nil {
 						t.Errorf("%s, layout %d, dropout %v: shapes not inferred: %v", name, l, dropout, g.inferErr)
 					}
-					lowered := 0
+					lowered, pooled := 0, 0
 					for _, n := range g.model.Graph().GetNode() {
-						if n.GetOpType() == "Conv" && n.GetDomain() == nchwcDomain {
-							lowered++
+						if n.GetDomain() == nchwcDomain {
+							switch n.GetOpType() {
+							case "Conv":
+								lowered++
+							case "MaxPool":
+								pooled++
+							}
 						}
 					}
 					if bs > 0 && lowered == 0 {
 						t.Errorf("%s, layout %d, dropout %v: no convolution lowered", name, l, dropout)
+					}
+					// The shared first layer pools the blocked layout.
+					if g == eval && bs > 0 && arch.layers[0].pool && pooled == 0 {
+						t.Errorf("%s, layout %d: the evaluation graph's first MaxPool is not on the blocked layout", name, l)
 					}
 				}
 			}
