@@ -421,12 +421,42 @@ func uniformTensors(r *rng.Source, shapes [][]int64) []runtime.Tensor {
 	return ts
 }
 
+// plainPool reports whether the MaxPool n is 2-D with at most a kernel
+// shape and strides: no padding, dilation, ceil mode, auto_pad or storage
+// order, which the zoo's graphs do not use.
+func plainPool(n *pb.NodeProto) bool {
+	for _, a := range n.Attribute {
+		switch a.GetName() {
+		case "kernel_shape":
+			if len(a.Ints) != 2 {
+				return false
+			}
+		case "strides":
+		case "pads":
+			if slices.ContainsFunc(a.Ints, func(v int64) bool { return v != 0 }) {
+				return false
+			}
+		case "dilations":
+			if slices.ContainsFunc(a.Ints, func(v int64) bool { return v != 1 }) {
+				return false
+			}
+		case "ceil_mode", "storage_order":
+			if a.GetI() != 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return len(onnx.AttrInts(n, "kernel_shape", nil)) == 2
+}
+
 // poolBlocked moves each 2-D MaxPool that alone reads a lowered Conv's
 // output ahead of the Conv's ReorderOutput, into the NCHWc domain: ORT's
 // NCHWc MaxPool pools the blocked layout (the padding channels with the
 // rest, which ReorderOutput then drops), and the reorder moves the pooled
 // values, a quarter as many for a 2×2 pool. A MaxPool with an Indices
-// output or a storage order stays as it is.
+// output or other attributes than plainPool allows stays as it is.
 func poolBlocked(g *pb.GraphProto, moved map[string]bool) {
 	producer, _ := graphIndex(g)
 	uses := map[string]int{}
@@ -439,8 +469,7 @@ func poolBlocked(g *pb.GraphProto, moved map[string]bool) {
 		uses[o.GetName()]++
 	}
 	for _, n := range g.GetNode() {
-		if n.GetOpType() != "MaxPool" || n.GetDomain() != "" || len(n.Output) != 1 || len(onnx.AttrInts(n, "kernel_shape", nil)) != 2 ||
-			onnx.AttrInt(n, "storage_order", 0) != 0 || onnx.AttrString(n, "auto_pad", "NOTSET") != "NOTSET" {
+		if n.GetOpType() != "MaxPool" || n.GetDomain() != "" || n.GetName() == "" || len(n.Output) != 1 || !plainPool(n) {
 			continue
 		}
 		r := producer[n.Input[0]]

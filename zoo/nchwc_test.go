@@ -208,3 +208,26 @@ func BenchmarkNCHWc(b *testing.B) {
 		}
 	}
 }
+
+// TestPlainPool checks which MaxPools poolBlocked may move.
+func TestPlainPool(t *testing.T) {
+	for _, c := range []struct {
+		attrs []*pb.AttributeProto
+		want  bool
+	}{
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Ints("strides", 2, 2)}, true},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 3, 3), onnx.Ints("pads", 0, 0, 0, 0), onnx.Ints("dilations", 1, 1), onnx.Int("ceil_mode", 0)}, true},
+		{[]*pb.AttributeProto{onnx.Ints("strides", 2, 2)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2, 2)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Ints("pads", 1, 1, 1, 1)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Ints("dilations", 2, 2)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Int("ceil_mode", 1)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Int("storage_order", 1)}, false},
+		{[]*pb.AttributeProto{onnx.Ints("kernel_shape", 2, 2), onnx.Str("auto_pad", "SAME_UPPER")}, false},
+	} {
+		n := &pb.NodeProto{OpType: ptr("MaxPool"), Attribute: c.attrs}
+		if got := plainPool(n); got != c.want {
+			t.Errorf("plainPool(%v) = %v, want %v", c.attrs, got, c.want)
+		}
+	}
+}
