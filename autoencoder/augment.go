@@ -132,13 +132,12 @@ func (f *frame) view(s slot, values []float32, r *rng.Source, aug *augment, star
 	if aug.noise > 0 {
 		// Noise multiplies the raw weight: v·(1+σε) normalised is
 		// n + σε·(n + mean/std) for the normalised value n.
-		for k := range t {
-			nm := f.norms[f.layer[start+k]]
-			off := nm.Mean / nm.Std
-			for i := k * w; i < (k+1)*w; i++ {
-				if s.mask[i] != 0 {
-					s.tokens[i] += float32(aug.noise * r.Normal() * (float64(s.tokens[i]) + off))
-				}
+		// A permutation keeps each value in its tensor, so the value at
+		// i has the normalisation of position w·start+i.
+		for i := range s.tokens {
+			if s.mask[i] != 0 {
+				nm := f.norms[f.group[w*start+i]]
+				s.tokens[i] += float32(aug.noise * r.Normal() * (float64(s.tokens[i]) + nm.Mean/nm.Std))
 			}
 		}
 	}

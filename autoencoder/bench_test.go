@@ -80,7 +80,7 @@ func BenchmarkViews(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := loadCheckpoints(cps, cfg.TokenSize, Split{Train: []string{cps[0].Model}}, nil)
+	d, err := loadCheckpoints(cps, cfg.TokenSize, cfg.Normalise, Split{Train: []string{cps[0].Model}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,11 @@ type Config struct {
 	Latent    int    `json:"latent"`
 	Project   int    `json:"projection"` // output width of the NT-Xent projection head
 	Pooling   string `json:"pooling"`    // PoolMean or PoolToken
+	// Normalise is NormTensor or NormLayer: whether each tensor of a
+	// layer (weight, bias, …) has its own mean and standard deviation, or
+	// a layer's values share one. Empty is NormLayer, as configurations
+	// saved before the choice existed were fitted.
+	Normalise string `json:"normalise,omitempty"`
 
 	Gamma       float64 `json:"gamma"`       // weight of NT-Xent; 1−Gamma is the reconstruction's
 	Temperature float64 `json:"temperature"` // of NT-Xent
@@ -47,7 +52,7 @@ type Config struct {
 // and the reconstructions lose 10 points and more.)
 func DefaultConfig() Config {
 	return Config{
-		TokenSize: 32, Context: 64, D: 128, Layers: 4, Heads: 4, Latent: 32, Project: 32, Pooling: PoolMean,
+		TokenSize: 32, Context: 64, D: 128, Layers: 4, Heads: 4, Latent: 32, Project: 32, Pooling: PoolMean, Normalise: NormTensor,
 		Gamma: 0.05, Temperature: 0.1,
 		Permute: true, Noise: 0.05, MaskRate: 0.1,
 		Epochs: 300, Batch: 32, LR: 1e-3, WeightDecay: 1e-4, ClipNorm: 1,
@@ -70,6 +75,8 @@ func (c Config) check() error {
 	switch {
 	case c.Pooling != PoolMean && c.Pooling != PoolToken:
 		return fmt.Errorf("autoencoder: pooling %q, want %q or %q", c.Pooling, PoolMean, PoolToken)
+	case c.Normalise != "" && c.Normalise != NormLayer && c.Normalise != NormTensor:
+		return fmt.Errorf("autoencoder: normalise %q, want %q or %q", c.Normalise, NormLayer, NormTensor)
 	case c.D%c.Heads != 0:
 		return fmt.Errorf("autoencoder: d %d is not a multiple of %d heads", c.D, c.Heads)
 	case !(c.Gamma >= 0 && c.Gamma <= 1):

@@ -76,11 +76,19 @@ func splitModels(models []string, seed uint64, val, test float64) Split {
 	return s
 }
 
-// Norm is the normalisation of one layer's values: (v − Mean) / Std.
+// Normalisations of token values (Config.Normalise).
+const (
+	NormLayer  = "layer"  // one mean and standard deviation per layer
+	NormTensor = "tensor" // one per tensor of a layer: weights, biases, …
+)
+
+// Norm is the normalisation of one layer's values, or of one of its
+// tensors' when Tensor is set: (v − Mean) / Std.
 type Norm struct {
-	Layer string  `json:"layer"`
-	Mean  float64 `json:"mean"`
-	Std   float64 `json:"std"`
+	Layer  string  `json:"layer"`
+	Tensor string  `json:"tensor,omitempty"`
+	Mean   float64 `json:"mean"`
+	Std    float64 `json:"std"`
 }
 
 // frame is what all the tokens of one layout share: mask and positions,
@@ -90,10 +98,16 @@ type frame struct {
 	mask          []float32 // [T·W]
 	positions     []int64   // [T·3]
 	layer         []int     // [T]
-	norms         []Norm
+	// group is the index among norms of each value's normalisation [T·W]
+	// (masked values: their layer's first); groups names them.
+	group  []int
+	groups []Norm // Layer and Tensor only
+	norms  []Norm
 }
 
-func newFrame(t *tokenizer.Tokens) *frame {
+// newFrame is the frame of t's layout, its values normalised per layer or
+// per tensor (NormLayer, NormTensor).
+func newFrame(t *tokenizer.Tokens, normalise string) *frame {
 	f := &frame{width: t.Width, tokens: t.Len(), mask: make([]float32, len(t.Mask)), positions: make([]int64, len(t.Positions)),
 		layer: make([]int, t.Len())}
 	for i, m := range t.Mask {
@@ -105,6 +119,7 @@ func newFrame(t *tokenizer.Tokens) *frame {
 	for k := range f.layer {
 		f.layer[k] = int(t.Positions[3*k+1])
 	}
+	f.setGroups(t.Layout, normalise == NormTensor)
 	return f
 }
 
@@ -126,6 +141,46 @@ func (f *frame) fits(t *tokenizer.Tokens) string {
 	return ""
 }
 
+// setGroups assigns each value position its normalisation: its layer's,
+// or with perTensor its tensor's, found from the token's layer and row and
+// the value's place in the row.
+func (f *frame) setGroups(layout tokenizer.Layout, perTensor bool) {
+	f.group, f.groups = make([]int, f.tokens*f.width), nil
+	base := make([]int, len(layout.Layers))
+	for l, ly := range layout.Layers {
+		base[l] = len(f.groups)
+		if !perTensor || len(ly.Tensors) == 0 {
+			f.groups = append(f.groups, Norm{Layer: ly.Name})
+			continue
+		}
+		for _, t := range ly.Tensors {
+			f.groups = append(f.groups, Norm{Layer: ly.Name, Tensor: t.Name})
+		}
+	}
+	chunk := 0 // the token's place among its row's tokens
+	for k := 0; k < f.tokens; k++ {
+		l, row := f.positions[3*k+1], f.positions[3*k+2]
+		if k > 0 && f.positions[3*k-2] == l && f.positions[3*k-1] == row {
+			chunk++
+		} else {
+			chunk = 0
+		}
+		for c := range f.width {
+			g := base[l]
+			if perTensor {
+				v := chunk*f.width + c
+				for ti, t := range layout.Layers[l].Tensors {
+					if int64(t.Row) <= row && row < int64(t.Row+t.Units) && t.Offset <= v && v < t.Offset+t.PerRow {
+						g = base[l] + ti
+						break
+					}
+				}
+			}
+			f.group[k*f.width+c] = g
+		}
+	}
+}
+
 // positionSizes are the position tables' sizes the frame needs.
 func (f *frame) positionSizes() [3]int {
 	var s [3]int
@@ -137,47 +192,47 @@ func (f *frame) positionSizes() [3]int {
 	return s
 }
 
-// fitNorms sets the per-layer mean and standard deviation of the values of
-// the given samples (raw values [T·W] each). A layer whose values are all
-// equal gets a standard deviation of 1.
-func (f *frame) fitNorms(layout tokenizer.Layout, samples [][]float32) {
-	n := len(layout.Layers)
+// fitNorms sets the mean and standard deviation of each normalisation
+// group's values over the given samples (raw values [T·W] each). A group
+// whose values are all equal gets a standard deviation of 1.
+func (f *frame) fitNorms(samples [][]float32) {
+	n := len(f.groups)
 	sum, sq, count := make([]float64, n), make([]float64, n), make([]float64, n)
 	for _, v := range samples {
 		for i, x := range v {
 			if f.mask[i] == 0 {
 				continue
 			}
-			l := f.layer[i/f.width]
-			sum[l] += float64(x)
-			count[l]++
+			g := f.group[i]
+			sum[g] += float64(x)
+			count[g]++
 		}
 	}
 	mean := make([]float64, n)
-	for l := range mean {
-		if count[l] > 0 {
-			mean[l] = sum[l] / count[l]
+	for g := range mean {
+		if count[g] > 0 {
+			mean[g] = sum[g] / count[g]
 		}
 	}
 	for _, v := range samples {
 		for i, x := range v {
 			if f.mask[i] != 0 {
-				l := f.layer[i/f.width]
-				d := float64(x) - mean[l]
-				sq[l] += d * d
+				g := f.group[i]
+				d := float64(x) - mean[g]
+				sq[g] += d * d
 			}
 		}
 	}
 	f.norms = make([]Norm, n)
-	for l := range f.norms {
+	for g := range f.norms {
 		std := 0.0
-		if count[l] > 0 {
-			std = math.Sqrt(sq[l] / count[l])
+		if count[g] > 0 {
+			std = math.Sqrt(sq[g] / count[g])
 		}
 		if !(std > 1e-12) {
 			std = 1
 		}
-		f.norms[l] = Norm{Layer: layout.Layers[l].Name, Mean: mean[l], Std: std}
+		f.norms[g] = Norm{Layer: f.groups[g].Layer, Tensor: f.groups[g].Tensor, Mean: mean[g], Std: std}
 	}
 }
 
@@ -188,7 +243,7 @@ func (f *frame) normalise(dst, raw []float32) {
 			dst[i] = 0
 			continue
 		}
-		nm := f.norms[f.layer[i/f.width]]
+		nm := f.norms[f.group[i]]
 		dst[i] = float32((float64(x) - nm.Mean) / nm.Std)
 	}
 }
@@ -201,7 +256,7 @@ func (f *frame) denormalise(dst, norm []float32) {
 			dst[i] = 0
 			continue
 		}
-		nm := f.norms[f.layer[i/f.width]]
+		nm := f.norms[f.group[i]]
 		dst[i] = float32(float64(x)*nm.Std + nm.Mean)
 	}
 }
@@ -221,7 +276,7 @@ type dataset struct {
 // width, checks that they share one layout, and fits the normalisation on
 // the training models of split. progress, if not nil, is called after each
 // checkpoint.
-func loadCheckpoints(cps []Checkpoint, width int, split Split, progress func(done, total int)) (*dataset, error) {
+func loadCheckpoints(cps []Checkpoint, width int, normalise string, split Split, progress func(done, total int)) (*dataset, error) {
 	side := map[string]int{}
 	for _, id := range split.Train {
 		side[id] = 1
@@ -240,7 +295,7 @@ func loadCheckpoints(cps []Checkpoint, width int, split Split, progress func(don
 			return nil, fmt.Errorf("%s: %w", cp.Path, err)
 		}
 		if i == 0 {
-			d.frame, d.layout, d.template = newFrame(t), t.Layout, m
+			d.frame, d.layout, d.template = newFrame(t, normalise), t.Layout, m
 		} else if diff := d.fits(t); diff != "" {
 			return nil, fmt.Errorf("autoencoder: %s is laid out unlike %s (%s); a zoo must have one architecture", cp.Path, cps[0].Path, diff)
 		}
@@ -262,7 +317,7 @@ func loadCheckpoints(cps []Checkpoint, width int, split Split, progress func(don
 	for k, i := range d.train {
 		raw[k] = d.values[i]
 	}
-	d.fitNorms(d.layout, raw)
+	d.fitNorms(raw)
 	for i, v := range d.values {
 		n := make([]float32, len(v))
 		d.normalise(n, v)

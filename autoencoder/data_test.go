@@ -149,7 +149,6 @@ func TestNormaliseRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFrame(tok)
 	r := rng.New(3)
 	samples := make([][]float32, 5)
 	for i := range samples {
@@ -158,29 +157,83 @@ func TestNormaliseRoundTrip(t *testing.T) {
 			samples[i][k] = v * float32(1+r.Normal()*0.3)
 		}
 	}
-	f.fitNorms(tok.Layout, samples)
-	norm, back := make([]float32, len(tok.Values)), make([]float32, len(tok.Values))
-	f.normalise(norm, samples[0])
-	f.denormalise(back, norm)
-	for i, v := range samples[0] {
-		if math.Abs(float64(back[i]-v)) > 1e-6*(1+math.Abs(float64(v))) {
-			t.Fatalf("value %d: %g normalised and back is %g", i, v, back[i])
-		}
-	}
-	// Over all samples each layer has mean 0 and variance 1.
-	for l := range f.norms {
-		var s, s2, n float64
-		for _, v := range samples {
-			nv := make([]float32, len(v))
-			f.normalise(nv, v)
-			for i, x := range nv {
-				if f.mask[i] != 0 && f.layer[i/f.width] == l {
-					s, s2, n = s+float64(x), s2+float64(x)*float64(x), n+1
+	for _, mode := range []string{NormLayer, NormTensor} {
+		f := newFrame(tok, mode)
+		// The groups: a layer's values, or each tensor's (as many values
+		// as the layout gives the tensor).
+		count := make([]int, len(f.groups))
+		for i, g := range f.group {
+			if f.mask[i] != 0 {
+				count[g]++
+				if mode == NormLayer && g != f.layer[i/f.width] {
+					t.Fatalf("%s: value %d is in group %d, its layer is %d", mode, i, g, f.layer[i/f.width])
 				}
 			}
 		}
-		if mean, v := s/n, s2/n-(s/n)*(s/n); math.Abs(mean) > 1e-5 || math.Abs(v-1) > 1e-4 {
-			t.Errorf("layer %d normalised: mean %g, variance %g", l, mean, v)
+		want := []int{}
+		for _, l := range tok.Layout.Layers {
+			n := 0
+			for _, ts := range l.Tensors {
+				if mode == NormTensor {
+					want = append(want, ts.Units*ts.PerRow)
+				}
+				n += ts.Units * ts.PerRow
+			}
+			if mode == NormLayer {
+				want = append(want, n)
+			}
+		}
+		if !slices.Equal(count, want) {
+			t.Fatalf("%s: values per group %v, want %v", mode, count, want)
+		}
+		f.fitNorms(samples)
+		norm, back := make([]float32, len(tok.Values)), make([]float32, len(tok.Values))
+		f.normalise(norm, samples[0])
+		f.denormalise(back, norm)
+		for i, v := range samples[0] {
+			if math.Abs(float64(back[i]-v)) > 1e-6*(1+math.Abs(float64(v))) {
+				t.Fatalf("%s: value %d: %g normalised and back is %g", mode, i, v, back[i])
+			}
+		}
+		// Over all samples each group has mean 0 and variance 1.
+		for g := range f.norms {
+			var s, s2, n float64
+			for _, v := range samples {
+				nv := make([]float32, len(v))
+				f.normalise(nv, v)
+				for i, x := range nv {
+					if f.mask[i] != 0 && f.group[i] == g {
+						s, s2, n = s+float64(x), s2+float64(x)*float64(x), n+1
+					}
+				}
+			}
+			if mean, v := s/n, s2/n-(s/n)*(s/n); math.Abs(mean) > 1e-5 || math.Abs(v-1) > 1e-4 {
+				t.Errorf("%s: group %d normalised: mean %g, variance %g", mode, g, mean, v)
+			}
+		}
+	}
+}
+
+// TestConfigDiffers checks what a resumed fit compares: everything but the
+// epochs, with a configuration saved before Normalise existed read as
+// normalised per layer.
+func TestConfigDiffers(t *testing.T) {
+	def := DefaultConfig()
+	for _, c := range []struct {
+		saved, now func(*Config)
+		want       string
+	}{
+		{func(c *Config) {}, func(c *Config) { c.Epochs *= 2 }, ""},
+		{func(c *Config) { c.Normalise = "" }, func(c *Config) { c.Normalise = NormLayer }, ""},
+		{func(c *Config) { c.Normalise = "" }, func(c *Config) { c.Normalise = NormTensor }, "normalise layer (now tensor)"},
+		{func(c *Config) {}, func(c *Config) { c.Normalise = NormLayer }, "normalise tensor (now layer)"},
+		{func(c *Config) {}, func(c *Config) { c.D = 32 }, "d 128 (now 32)"},
+	} {
+		saved, now := def, def
+		c.saved(&saved)
+		c.now(&now)
+		if got := saved.differs(now); got != c.want {
+			t.Errorf("differs: %q, want %q", got, c.want)
 		}
 	}
 }

@@ -6,12 +6,23 @@
 // # Model
 //
 // A checkpoint is tokenized (package tokenizer) into T tokens of W values
-// and normalised per layer with the mean and standard deviation of that
-// layer's values over the training models. The encoder maps a window of
-// tokens through Linear(W→d) plus learned embeddings of each token's
-// position (global index, layer, row), L pre-LayerNorm transformer blocks
-// (multi-head self-attention, GELU MLP of 4d), a LayerNorm and Linear(d→latent)
-// to one latent per token; the model's embedding is the mean of its token
+// and normalised per tensor with the mean and standard deviation of that
+// tensor's values over the training models: a layer's weights and its
+// biases apart (Config.Normalise; per layer is the other choice). A bias
+// starts at zero and grows in training but stays small (median standard
+// deviations of 0.02-0.09 per bias on a cnn-s zoo, against 0.1-0.35 for
+// the weights). Normalised with its layer's weights it stays near zero,
+// and the hyper-representation could not tell a freshly initialised model
+// from a trained one: on one split of a 64-model cnn-s grid zoo, its
+// probes put the kaiming_uniform models at epoch 0 at 28-45 % test
+// accuracy (true: 10 %); per tensor, at 11-19 %. Over seven splits the
+// held-out R² of test accuracy rose from a mean of 0.876 to 0.926
+// (cmd/hyperrep's probe help has the figures).
+//
+// The encoder maps a window of tokens through Linear(W→d) plus learned
+// embeddings of each token's position (global index, layer, row), L
+// pre-LayerNorm transformer blocks (multi-head self-attention, GELU MLP of
+// 4d), a LayerNorm and Linear(d→latent) to one latent per token; the model's embedding is the mean of its token
 // latents. The decoder mirrors it back to tokens. graph.go builds it, one
 // shape comment per line that changes a shape.
 //

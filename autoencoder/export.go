@@ -35,7 +35,8 @@ type Meta struct {
 	Window int              `json:"window"`
 	Stride int              `json:"stride"`
 	Layout tokenizer.Layout `json:"layout"`
-	// Norms normalise the values of each layer (Layout's order) before
+	// Norms normalise the values of each layer (Layout's order), or of
+	// each tensor of each layer with Config.Normalise NormTensor, before
 	// the encoder, (v − mean) / std, and are undone after the decoder.
 	Norms []Norm `json:"normalisation"`
 	// Pooling is how the embedding is made: "mean" of the token latents,
@@ -150,7 +151,11 @@ func modelCard(m *Meta) []byte {
 		thousands(m.Zoo.Checkpoints), thousands(m.Zoo.Models), m.Split.Seed, len(m.Split.Train), len(m.Split.Validation), len(m.Split.Test))
 	fmt.Fprintf(&b, "- Each checkpoint is %d tokens of %d values (%d layers); the autoencoder sees windows of %d tokens.\n",
 		m.Tokens, c.TokenSize, len(m.Layout.Layers), m.Window)
-	fmt.Fprintf(&b, "- Values are normalised per layer with the mean and standard deviation over the training models.\n\n")
+	per := "per layer"
+	if c.Normalise == NormTensor {
+		per = "per tensor (a layer's weights, biases, … each on its own)"
+	}
+	fmt.Fprintf(&b, "- Values are normalised %s with the mean and standard deviation over the training models.\n\n", per)
 	fmt.Fprintf(&b, "## Model\n\n")
 	fmt.Fprintf(&b, "- Encoder: Linear(%d→%d) + learned embeddings of (global index, layer, row) → %d pre-LayerNorm blocks "+
 		"(%d heads, GELU MLP of %d) → LayerNorm → Linear(%d→%d) per token; the embedding is %s.\n",

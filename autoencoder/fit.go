@@ -85,7 +85,7 @@ func Fit(ctx context.Context, zooDir, dir string, cfg Config, opts Options) (log
 	if opts.Progress != nil {
 		progress = func(done, total int) { opts.Progress("tokenize", done, total) }
 	}
-	data, err := loadCheckpoints(cps, cfg.TokenSize, split, progress)
+	data, err := loadCheckpoints(cps, cfg.TokenSize, cfg.Normalise, split, progress)
 	if err != nil {
 		return nil, err
 	}

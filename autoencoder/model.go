@@ -55,8 +55,8 @@ func Open(dir string, opts runtime.Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.frame = newFrame(t)
-	if m.frame.tokens != m.Meta.Tokens || len(m.Meta.Norms) != len(t.Layout.Layers) || m.Meta.Window < 1 ||
+	m.frame = newFrame(t, m.Meta.Config.Normalise)
+	if m.frame.tokens != m.Meta.Tokens || !sameGroups(m.Meta.Norms, m.frame.groups) || m.Meta.Window < 1 ||
 		m.Meta.Window > m.Meta.Tokens || m.Meta.Stride < 1 {
 		return nil, fmt.Errorf("autoencoder: %s: hyperrep.json does not match its template", dir)
 	}
@@ -252,4 +252,18 @@ func windows(n, w, stride int) []int {
 func newBatch(f *frame, n, t int) *batch {
 	return &batch{f: f, n: n, t: t, tokens: make([]float32, n*t*f.width), target: make([]float32, n*t*f.width),
 		mask: make([]float32, n*t*f.width), positions: make([]int64, n*t*3)}
+}
+
+// sameGroups reports whether the normalisations norms are of the groups,
+// in their order.
+func sameGroups(norms, groups []Norm) bool {
+	if len(norms) != len(groups) {
+		return false
+	}
+	for i, g := range groups {
+		if norms[i].Layer != g.Layer || norms[i].Tensor != g.Tensor {
+			return false
+		}
+	}
+	return true
 }

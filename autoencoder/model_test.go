@@ -2,6 +2,7 @@ package autoencoder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -52,7 +53,7 @@ func testEncoderMatches(t *testing.T, pooling string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := loadCheckpoints(cps, cfg.TokenSize, m.Meta.Split, nil)
+	d, err := loadCheckpoints(cps, cfg.TokenSize, cfg.Normalise, m.Meta.Split, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +299,79 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	other.D = 32
 	if _, err := Fit(context.Background(), tinyZoo, resumed, other, Options{}); err == nil {
 		t.Error("a fit with another d resumed an existing directory")
+	}
+}
+
+// TestNormalisations fits per tensor and per layer (a configuration
+// without Normalise, as saved before it existed, is per layer) and checks
+// what hyperrep.json records, that Open takes each, and that Open refuses
+// normalisations that do not fit the template.
+func TestNormalisations(t *testing.T) {
+	_, cps, err := Checkpoints(tinyZoo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := onnx.Read(cps[len(cps)-1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Tokenize(orig, tokenizer.Options{TokenSize: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := 0
+	for _, l := range tok.Layout.Layers {
+		tensors += len(l.Tensors)
+	}
+	for _, mode := range []string{NormTensor, ""} {
+		dir := t.TempDir()
+		cfg := tinyConfig(1)
+		cfg.Normalise = mode
+		if _, err := Fit(context.Background(), tinyZoo, dir, cfg, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Open(dir, runtime.Options{})
+		if err != nil {
+			t.Fatalf("%q: %v", mode, err)
+		}
+		norms := m.Meta.Norms
+		want := len(tok.Layout.Layers)
+		if mode == NormTensor {
+			want = tensors
+		}
+		if len(norms) != want {
+			t.Errorf("%q: %d normalisations, want %d", mode, len(norms), want)
+		}
+		for _, n := range norms {
+			if (n.Tensor != "") != (mode == NormTensor) || !(n.Std > 0) {
+				t.Errorf("%q: normalisation %+v", mode, n)
+			}
+		}
+		if _, err := m.Reconstruct(orig); err != nil {
+			t.Errorf("%q: %v", mode, err)
+		}
+		m.Close()
+		// The other mode's grouping does not fit these normalisations.
+		raw, err := os.ReadFile(filepath.Join(dir, metaFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta map[string]any
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			t.Fatal(err)
+		}
+		other := NormLayer
+		if mode != NormTensor {
+			other = NormTensor
+		}
+		meta["config"].(map[string]any)["normalise"] = other
+		raw, _ = json.Marshal(meta)
+		if err := os.WriteFile(filepath.Join(dir, metaFile), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := Open(dir, runtime.Options{}); err == nil {
+			m.Close()
+			t.Errorf("%q: Open took normalisations of the other kind", mode)
+		}
 	}
 }

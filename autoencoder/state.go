@@ -137,6 +137,11 @@ func (f *fit) writeLog() error {
 // more.
 func (c Config) differs(d Config) string {
 	c.Epochs, d.Epochs = 0, 0
+	for _, x := range []*Config{&c, &d} {
+		if x.Normalise == "" {
+			x.Normalise = NormLayer
+		}
+	}
 	var a, b map[string]any
 	ja, _ := json.Marshal(c)
 	jb, _ := json.Marshal(d)

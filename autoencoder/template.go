@@ -184,9 +184,9 @@ func (m *Model) fillTokens(dst, latents []float32, t *tokenizer.Tokens, src []in
 		return err
 	}
 	for k, s := range from {
-		nm := f.norms[f.layer[s]]
 		for c := range w {
 			if f.mask[s*w+c] != 0 && t.Mask[k*w+c] != 0 {
+				nm := f.norms[f.group[s*w+c]]
 				dst[k*w+c] = float32(float64(norm[k*w+c])*nm.Std + nm.Mean)
 			}
 		}

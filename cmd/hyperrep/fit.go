@@ -42,6 +42,11 @@ normalisation, split, versions), README.md (a model card), log.jsonl (train
 and validation losses per epoch) and the state to resume from. Interrupted
 or killed, the same command resumes; a larger --epochs trains on.
 
+Token values are normalised per tensor over the training models (a layer's
+weights and biases each with their own mean and standard deviation), or
+with --normalise layer per layer: biases are small next to weights, and
+normalised with them they hardly show whether a model has trained at all.
+
 The embedding of a model is the mean of its token latents, or with --pooling
 token the latent of a learned compression token. With the defaults, a cnn-s
 zoo of 56 models x 6 checkpoints takes about 15 minutes on 2 cores, and
@@ -61,6 +66,7 @@ Examples:
 			fs.IntVar(&c.Latent, "latent", def.Latent, "latent width per token, and of the embedding")
 			fs.IntVar(&c.Project, "projection", def.Project, "output width of the NT-Xent projection head")
 			fs.StringVar(&c.Pooling, "pooling", def.Pooling, "embedding: mean of the token latents, or token (a learned compression token)")
+			fs.StringVar(&c.Normalise, "normalise", def.Normalise, "normalise token values per tensor (a layer's weights and biases apart), or per layer")
 			fs.IntVar(&c.TokenSize, "token-size", def.TokenSize, "values per token")
 			fs.IntVar(&c.Context, "context", def.Context, "tokens per window")
 			fs.IntVar(&c.Epochs, "epochs", def.Epochs, "epochs over the training checkpoints")
