@@ -14,6 +14,9 @@ type Arch struct {
 	Project int `json:"projection"` // output width of the NT-Xent projection head
 	// Pooling is how the embedding is made: PoolMean or PoolToken.
 	Pooling string `json:"pooling"`
+	// Squares has the encoder read each token's values and their squares,
+	// 2W inputs, where the values alone are W (Config.Squares).
+	Squares bool `json:"squares,omitempty"`
 	// Positions are the sizes of the three position tables: global token
 	// index, layer index and row index, each one more than the largest
 	// position the zoo's tokens have.

@@ -24,6 +24,11 @@ type Config struct {
 	// a layer's values share one. Empty is NormLayer, as configurations
 	// saved before the choice existed were fitted.
 	Normalise string `json:"normalise,omitempty"`
+	// Squares feeds the encoder each normalised value's square beside
+	// the value: a linear map of a token's values keeps their scale but
+	// mixes away how they spread, which tells trained weights from
+	// initial ones.
+	Squares bool `json:"squares,omitempty"`
 
 	Gamma       float64 `json:"gamma"`       // weight of NT-Xent; 1−Gamma is the reconstruction's
 	Temperature float64 `json:"temperature"` // of NT-Xent
@@ -52,7 +57,7 @@ type Config struct {
 // and the reconstructions lose 10 points and more.)
 func DefaultConfig() Config {
 	return Config{
-		TokenSize: 32, Context: 64, D: 128, Layers: 4, Heads: 4, Latent: 32, Project: 32, Pooling: PoolMean, Normalise: NormTensor,
+		TokenSize: 32, Context: 64, D: 128, Layers: 4, Heads: 4, Latent: 32, Project: 32, Pooling: PoolMean, Normalise: NormTensor, Squares: true,
 		Gamma: 0.05, Temperature: 0.1,
 		Permute: true, Noise: 0.05, MaskRate: 0.1,
 		Epochs: 300, Batch: 32, LR: 1e-3, WeightDecay: 1e-4, ClipNorm: 1,
@@ -100,7 +105,8 @@ func (c Config) check() error {
 // arch is the autoencoder's shape for a zoo whose tokens need position
 // tables of the given sizes.
 func (c Config) arch(positions [3]int) Arch {
-	return Arch{Width: c.TokenSize, D: c.D, Layers: c.Layers, Heads: c.Heads, Latent: c.Latent, Project: c.Project, Pooling: c.Pooling, Positions: positions}
+	return Arch{Width: c.TokenSize, D: c.D, Layers: c.Layers, Heads: c.Heads, Latent: c.Latent, Project: c.Project, Pooling: c.Pooling,
+		Squares: c.Squares, Positions: positions}
 }
 
 // Options are how Fit runs, as opposed to what it learns.

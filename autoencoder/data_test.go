@@ -216,7 +216,8 @@ func TestNormaliseRoundTrip(t *testing.T) {
 
 // TestConfigDiffers checks what a resumed fit compares: everything but the
 // epochs, with a configuration saved before Normalise existed read as
-// normalised per layer.
+// normalised per layer, and one without Squares (left out when false) as
+// without squares.
 func TestConfigDiffers(t *testing.T) {
 	def := DefaultConfig()
 	for _, c := range []struct {
@@ -228,6 +229,8 @@ func TestConfigDiffers(t *testing.T) {
 		{func(c *Config) { c.Normalise = "" }, func(c *Config) { c.Normalise = NormTensor }, "normalise layer (now tensor)"},
 		{func(c *Config) {}, func(c *Config) { c.Normalise = NormLayer }, "normalise tensor (now layer)"},
 		{func(c *Config) {}, func(c *Config) { c.D = 32 }, "d 128 (now 32)"},
+		{func(c *Config) { c.Squares = false }, func(c *Config) {}, "squares false (now true)"},
+		{func(c *Config) {}, func(c *Config) { c.Squares = false }, "squares true (now false)"},
 	} {
 		saved, now := def, def
 		c.saved(&saved)

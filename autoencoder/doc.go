@@ -15,16 +15,26 @@
 // and the hyper-representation could not tell a freshly initialised model
 // from a trained one: on one split of a 64-model cnn-s grid zoo, its
 // probes put the kaiming_uniform models at epoch 0 at 28-45 % test
-// accuracy (true: 10 %); per tensor, at 11-19 %. Over seven splits the
-// held-out R² of test accuracy rose from a mean of 0.876 to 0.926
-// (cmd/hyperrep's probe help has the figures).
+// accuracy (true: 10 %); per tensor, at 11-19 %.
 //
-// The encoder maps a window of tokens through Linear(W→d) plus learned
-// embeddings of each token's position (global index, layer, row), L
-// pre-LayerNorm transformer blocks (multi-head self-attention, GELU MLP of
-// 4d), a LayerNorm and Linear(d→latent) to one latent per token; the model's embedding is the mean of its token
-// latents. The decoder mirrors it back to tokens. graph.go builds it, one
-// shape comment per line that changes a shape.
+// The encoder maps a window of tokens through Linear(2W→d) of each
+// token's values and their squares (Config.Squares; Linear(W→d) of the
+// values alone is the other choice) plus learned embeddings of each
+// token's position (global index, layer, row), L pre-LayerNorm transformer
+// blocks (multi-head self-attention, GELU MLP of 4d), a LayerNorm and
+// Linear(d→latent) to one latent per token; the model's embedding is the
+// mean of its token latents. A linear map of a token's values mixes them
+// into sums in which, for example, uniform initial weights and trained
+// ones of the same scale look alike; the squares say how far each value
+// lies from its tensor's mean.
+//
+// On that zoo's seven splits (fit --seed 0 to 6), the held-out R² of test
+// accuracy averaged 0.876 normalised per layer, 0.926 per tensor and 0.948
+// per tensor with squares, against s(W)'s 0.869; cmd/hyperrep's probe help
+// has the figures.
+//
+// The decoder mirrors the encoder back to tokens. graph.go builds both,
+// one shape comment per line that changes a shape.
 //
 // The loss is (1−γ)·MSE of the reconstruction over the tokens' weight
 // values plus γ·NT-Xent at temperature τ between the projected embeddings

@@ -157,9 +157,13 @@ func modelCard(m *Meta) []byte {
 	}
 	fmt.Fprintf(&b, "- Values are normalised %s with the mean and standard deviation over the training models.\n\n", per)
 	fmt.Fprintf(&b, "## Model\n\n")
-	fmt.Fprintf(&b, "- Encoder: Linear(%d→%d) + learned embeddings of (global index, layer, row) → %d pre-LayerNorm blocks "+
+	in := fmt.Sprintf("Linear(%d→%d)", a.Width, a.D)
+	if a.Squares {
+		in = fmt.Sprintf("Linear(%d→%d) of each token's values and their squares", 2*a.Width, a.D)
+	}
+	fmt.Fprintf(&b, "- Encoder: %s + learned embeddings of (global index, layer, row) → %d pre-LayerNorm blocks "+
 		"(%d heads, GELU MLP of %d) → LayerNorm → Linear(%d→%d) per token; the embedding is %s.\n",
-		a.Width, a.D, a.Layers, a.Heads, 4*a.D, a.D, a.Latent, poolingDoc[m.Pooling])
+		in, a.Layers, a.Heads, 4*a.D, a.D, a.Latent, poolingDoc[m.Pooling])
 	fmt.Fprintf(&b, "- Decoder: Linear(%d→%d) + positions → %d blocks → LayerNorm → Linear(%d→%d).\n", a.Latent, a.D, a.Layers, a.D, a.Width)
 	fmt.Fprintf(&b, "- %s parameters. Loss: %.3g·masked MSE + %.3g·NT-Xent (τ = %g, projection to %d).\n",
 		thousands(m.Params), 1-c.Gamma, c.Gamma, c.Temperature, a.Project)

@@ -36,9 +36,13 @@ func newGraph(name string, a Arch, values map[string][]float32, seed uint64) *gr
 // no token attends to them and the mean leaves them out.
 func (g *graph) encoder(tokens, mask, positions string) (latents, embedding string) {
 	a := g.a
-	x := g.op("Mul", tokens, mask)                                                           // [N, T, W]
-	valid := g.op("Min", g.reduceSum(mask, 0, 2), g.scalar(1))                               // [N, T, W] -> [N, T]: 0 for padding
-	h := g.op("Add", g.linear("enc.in", x, a.Width, a.D), g.positions("enc.pos", positions)) // [N, T, D]
+	x := g.op("Mul", tokens, mask)                             // [N, T, W]
+	valid := g.op("Min", g.reduceSum(mask, 0, 2), g.scalar(1)) // [N, T, W] -> [N, T]: 0 for padding
+	in, width := x, a.Width
+	if a.Squares {
+		in, width = g.concat(2, x, g.op("Mul", x, x)), 2*a.Width // [N, T, W] ++ [N, T, W] -> [N, T, 2W]
+	}
+	h := g.op("Add", g.linear("enc.in", in, width, a.D), g.positions("enc.pos", positions)) // [N, T, D]
 	keys := valid
 	if a.Pooling == PoolToken {
 		zero := g.op("Mul", g.reshape(g.slice(positions, 0, 1, 1, 2), 0, 1), g.int64Scalar(0))                 // [N, T, 3] -> [N, 1, 1] -> [N, 1]

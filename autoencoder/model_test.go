@@ -12,6 +12,7 @@ import (
 
 	"github.com/hyperrep/hyperrep/autodiff"
 	"github.com/hyperrep/hyperrep/fixtures"
+	"github.com/hyperrep/hyperrep/internal/rng"
 	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/runtime"
 	"github.com/hyperrep/hyperrep/tokenizer"
@@ -372,6 +373,62 @@ func TestNormalisations(t *testing.T) {
 		if m, err := Open(dir, runtime.Options{}); err == nil {
 			m.Close()
 			t.Errorf("%q: Open took normalisations of the other kind", mode)
+		}
+	}
+}
+
+// TestSquaresInput checks that with Arch.Squares the encoder reads each
+// value's square beside it: with the weights of the values zeroed, tokens
+// and their negation encode alike; with those of the squares zeroed, they
+// do not, and without Squares enc.in has W rows.
+func TestSquaresInput(t *testing.T) {
+	const W, T = 4, 3
+	a := Arch{Width: W, D: 8, Layers: 1, Heads: 2, Latent: 4, Project: 4, Pooling: PoolMean, Squares: true, Positions: [3]int{T, 1, T}}
+	r := rng.New(9)
+	tokens, neg, mask := make([]float32, T*W), make([]float32, T*W), make([]float32, T*W)
+	for i := range tokens {
+		tokens[i], mask[i] = float32(r.Normal()), 1
+		neg[i] = -tokens[i]
+	}
+	positions := []int64{0, 0, 0, 1, 0, 1, 2, 0, 2}
+	encode := func(a Arch, values map[string][]float32, x []float32) []float32 {
+		raw, err := encoderModel(a, values).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		out, err := s.Run(runtime.NewTensor([]int64{1, T, W}, x), runtime.NewTensor([]int64{1, T, W}, mask),
+			runtime.NewTensor([]int64{1, T, 3}, positions))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[1].Data.([]float32)
+	}
+	weights := func(zeroFrom, zeroTo int) map[string][]float32 {
+		w := make([]float32, 2*W*a.D) // [2W, D]: the values' rows, then the squares'
+		for i := range w {
+			if row := i / a.D; row < zeroFrom || row >= zeroTo {
+				w[i] = float32(r.Normal())
+			}
+		}
+		return map[string][]float32{"enc.in.weight": w}
+	}
+	squaresOnly := weights(0, W)
+	if a, b := encode(a, squaresOnly, tokens), encode(a, squaresOnly, neg); !slices.Equal(a, b) {
+		t.Errorf("reading squares only, x and -x encode to %v and %v", a, b)
+	}
+	valuesOnly := weights(W, 2*W)
+	if a, b := encode(a, valuesOnly, tokens), encode(a, valuesOnly, neg); slices.Equal(a, b) {
+		t.Error("reading values, x and -x encode alike")
+	}
+	a.Squares = false
+	for _, init := range encoderModel(a, nil).Graph().GetInitializer() {
+		if init.GetName() == "enc.in.weight" && init.GetDims()[0] != W {
+			t.Errorf("without squares enc.in.weight is %v", init.GetDims())
 		}
 	}
 }

@@ -147,17 +147,43 @@ func (c Config) differs(d Config) string {
 	jb, _ := json.Marshal(d)
 	json.Unmarshal(ja, &a)
 	json.Unmarshal(jb, &b)
-	keys := make([]string, 0, len(a))
+	keys := make([]string, 0, len(a)+len(b))
 	for k := range a {
 		keys = append(keys, k)
 	}
+	for k := range b {
+		keys = append(keys, k)
+	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	for _, k := range keys {
-		if fmt.Sprint(a[k]) != fmt.Sprint(b[k]) {
-			return fmt.Sprintf("%s %v (now %v)", k, a[k], b[k])
+		// A setting saved before it existed (or left out as empty) is
+		// its zero value.
+		va, vb := a[k], b[k]
+		if va == nil {
+			va = zeroLike(vb)
+		}
+		if vb == nil {
+			vb = zeroLike(va)
+		}
+		if fmt.Sprint(va) != fmt.Sprint(vb) {
+			return fmt.Sprintf("%s %v (now %v)", k, va, vb)
 		}
 	}
 	return ""
+}
+
+// zeroLike is the zero value of v's JSON type.
+func zeroLike(v any) any {
+	switch v.(type) {
+	case bool:
+		return false
+	case string:
+		return ""
+	case float64:
+		return 0.0
+	}
+	return nil
 }
 
 func sameSplit(a, b Split) bool {
