@@ -69,7 +69,7 @@ func Fit(ctx context.Context, zooDir, dir string, cfg Config, opts Options) (log
 	}
 	if st != nil {
 		if diff := st.Config.differs(cfg); diff != "" {
-			return nil, fmt.Errorf("autoencoder: %s was fitted with %s; fit into another directory or remove it", dir, diff)
+			return nil, fmt.Errorf("autoencoder: %s was fitted with %s; resume with its settings, fit into another directory, or remove it", dir, diff)
 		}
 	}
 	var models []string
