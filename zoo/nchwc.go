@@ -456,7 +456,8 @@ func plainPool(n *pb.NodeProto) bool {
 // NCHWc MaxPool pools the blocked layout (the padding channels with the
 // rest, which ReorderOutput then drops), and the reorder moves the pooled
 // values, a quarter as many for a 2×2 pool. A MaxPool with an Indices
-// output or other attributes than plainPool allows stays as it is.
+// output or other attributes than plainPool allows stays as it is. The
+// nodes are left out of order; lowerConvs sorts them.
 func poolBlocked(g *pb.GraphProto, moved map[string]bool) {
 	producer, _ := graphIndex(g)
 	uses := map[string]int{}
@@ -482,5 +483,4 @@ func poolBlocked(g *pb.GraphProto, moved map[string]bool) {
 		r.Output[0], n.Output[0] = n.Output[0], pooled
 		moved[n.GetName()] = true
 	}
-	sortNodes(g)
 }
