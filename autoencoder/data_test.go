@@ -240,3 +240,85 @@ func TestConfigDiffers(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsOfFixtures checks the per-tensor grouping on every fixture
+// model (merged BatchNormalization, Gemm and MatMul biases, bias-free
+// layers, residual blocks): each group holds as many values as the
+// layout gives its tensor, and, in the models whose weights are all
+// float32 initializers, each value sits in the group of the tensor it
+// came from (marked by giving tensor k the value k+1 throughout).
+func TestGroupsOfFixtures(t *testing.T) {
+	for _, name := range fixtures.Models() {
+		m, err := onnx.Read(fixtures.Path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := tokenizer.Tokenize(m, tokenizer.Options{TokenSize: 16})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f := newFrame(tok, NormTensor)
+		count := make([]int, len(f.groups))
+		for i, g := range f.group {
+			if f.mask[i] != 0 {
+				count[g]++
+			}
+		}
+		k := 0
+		for _, l := range tok.Layout.Layers {
+			for _, ts := range l.Tensors {
+				if g := f.groups[k]; g.Layer != l.Name || g.Tensor != ts.Name {
+					t.Fatalf("%s: group %d is %+v, want layer %s tensor %s", name, k, g, l.Name, ts.Name)
+				}
+				if count[k] != ts.Units*ts.PerRow {
+					t.Errorf("%s: %s/%s: %d values in its group, want %d", name, l.Name, ts.Name, count[k], ts.Units*ts.PerRow)
+				}
+				k++
+			}
+		}
+		if k != len(f.groups) {
+			t.Errorf("%s: %d groups, want %d", name, len(f.groups), k)
+		}
+		// With every float32 initializer of tensor k of the layout set to
+		// k+1, each value's group is its value less one.
+		index := map[string]int{}
+		k = 0
+		for _, l := range tok.Layout.Layers {
+			for _, ts := range l.Tensors {
+				index[ts.Name] = k
+				k++
+			}
+		}
+		g := m.Graph()
+		marked := 0
+		for i, init := range g.GetInitializer() {
+			k, ok := index[init.GetName()]
+			if !ok || init.GetDataType() != onnx.Float {
+				continue
+			}
+			n := 1
+			for _, d := range init.GetDims() {
+				n *= int(d)
+			}
+			v := make([]float32, n)
+			for j := range v {
+				v[j] = float32(k + 1)
+			}
+			g.Initializer[i] = onnx.NewFloatTensor(init.GetName(), init.GetDims(), v)
+			marked++
+		}
+		if marked != len(index) {
+			continue // tensors of other types, or from Constant nodes
+		}
+		tok, err = tokenizer.Tokenize(m, tokenizer.Options{TokenSize: 16})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, v := range tok.Values {
+			if f.mask[i] != 0 && int(v) != f.group[i]+1 {
+				t.Fatalf("%s: value %d is of tensor %d, in group %d", name, i, int(v)-1, f.group[i])
+			}
+		}
+		t.Logf("%s: %d tensors, each value in its tensor's group", name, len(index))
+	}
+}
