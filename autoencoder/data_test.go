@@ -231,6 +231,8 @@ func TestConfigDiffers(t *testing.T) {
 		{func(c *Config) {}, func(c *Config) { c.D = 32 }, "d 128 (now 32)"},
 		{func(c *Config) { c.Squares = false }, func(c *Config) {}, "squares false (now true)"},
 		{func(c *Config) {}, func(c *Config) { c.Squares = false }, "squares true (now false)"},
+		{func(c *Config) { c.Normalise, c.Squares = "", false }, func(c *Config) { c.D = 32 },
+			"d 128 (now 32), normalise layer (now tensor), squares false (now true)"},
 	} {
 		saved, now := def, def
 		c.saved(&saved)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hyperrep/hyperrep/autodiff"
 	"github.com/hyperrep/hyperrep/convert"
@@ -132,9 +133,9 @@ func (f *fit) writeLog() error {
 	return atomicfile.WriteBytes(filepath.Join(f.dir, logFile), log.Bytes())
 }
 
-// differs names the first setting in which c differs from d, "" when none
-// does. The number of epochs may differ: a fit trains on when asked for
-// more.
+// differs names every setting in which c differs from d, in the order of
+// their names, "" when none does. The number of epochs may differ: a fit
+// trains on when asked for more.
 func (c Config) differs(d Config) string {
 	c.Epochs, d.Epochs = 0, 0
 	for _, x := range []*Config{&c, &d} {
@@ -156,6 +157,7 @@ func (c Config) differs(d Config) string {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
+	var diffs []string
 	for _, k := range keys {
 		// A setting saved before it existed (or left out as empty) is
 		// its zero value.
@@ -167,10 +169,10 @@ func (c Config) differs(d Config) string {
 			vb = zeroLike(va)
 		}
 		if fmt.Sprint(va) != fmt.Sprint(vb) {
-			return fmt.Sprintf("%s %v (now %v)", k, va, vb)
+			diffs = append(diffs, fmt.Sprintf("%s %v (now %v)", k, va, vb))
 		}
 	}
-	return ""
+	return strings.Join(diffs, ", ")
 }
 
 // zeroLike is the zero value of v's JSON type.
