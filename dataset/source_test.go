@@ -66,6 +66,24 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestPlainFirst checks that a file there both plain and gzip-compressed
+// is read plain: the two copies here differ in their labels, and only the
+// plain one's are 2, 0, 1.
+func TestPlainFirst(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "train-images-idx3-ubyte.gz", gz(tinyImages))
+	write(t, dir, "train-images-idx3-ubyte", tinyImages)
+	write(t, dir, "train-labels-idx1-ubyte.gz", gz(idxFile(magicLabels, []uint32{3}, []byte{1, 1, 1})))
+	write(t, dir, "train-labels-idx1-ubyte", tinyLabels)
+	s, err := Load("idx:"+dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Labels, []uint8{2, 0, 1}) {
+		t.Errorf("labels %v, want the plain file's 2, 0, 1", s.Labels)
+	}
+}
+
 // TestSearchPath checks that $HYPERREP_DATA comes first and that a dataset
 // nowhere to be found gives the one-line hint.
 func TestSearchPath(t *testing.T) {

