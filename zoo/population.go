@@ -29,7 +29,9 @@ import (
 // gradient equally, as with autodiff's MaxPool rule). This avoids
 // MaxPool's gradient, which on ORT needs either MaxPool's slow Indices
 // output or comparisons that broadcast along the innermost axis, both
-// several times the cost of the convolution. Fully connected layers are
+// several times the cost of the convolution. A small unpooled convolution
+// that feeds a fully connected layer (cnn-s's last) is a batched MatMul by
+// its Toeplitz matrix instead (toeplitz). Fully connected layers are
 // batched MatMuls over [P, B, features]. The weights of all models are one
 // flat [P, NumParams] tensor, so that the optimiser is a dozen elementwise
 // ops over all of them (per-tensor updates cost ~150 small ORT nodes, a
@@ -181,14 +183,24 @@ func (s *popSpec) unflatten(b *onnx.Builder, flat string) []string {
 func (s *popSpec) forward(b *onnx.Builder, x string, batch int, masks []string, shared bool) string {
 	a := s.arch
 	P, B := int64(s.models), int64(batch)
+	flat := false // x is [P, B, features] after a convolution (toeplitz)
 	for i, l := range a.layers {
 		w, bias := l.name+".weight", l.name+".bias"
 		O, C := int64(l.out), int64(l.in)
 		if l.k > 0 {
 			h, wd := int64(a.spatial[i][0]), int64(a.spatial[i][1])
-			x = s.conv(b, x, l, w, bias, B, h, wd, shared && i == 0)
+			if s.toeplitz(i) && !(shared && i == 0) {
+				x, flat = s.toeplitzConv(b, x, l, w, bias, B, h, wd), true
+				if masks != nil && i < len(a.layers)-1 {
+					// The mask's [B, P·O, h', w'] as [P, B, O·h'·w'].
+					oh, ow := h-int64(l.k)+1, wd-int64(l.k)+1
+					masks[i] = b.Node("Transpose", []string{reshape(b, masks[i], B, P, O*oh*ow)}, onnx.Ints("perm", 1, 0, 2))
+				}
+			} else {
+				x = s.conv(b, x, l, w, bias, B, h, wd, shared && i == 0)
+			}
 		} else {
-			if i > 0 && a.layers[i-1].k > 0 {
+			if i > 0 && a.layers[i-1].k > 0 && !flat {
 				// [B, P·O', h, w] -> [B, P, F] -> [P, B, F]
 				x = reshape(b, x, B, P, C)
 				x = b.Node("Transpose", []string{x}, onnx.Ints("perm", 1, 0, 2))
@@ -207,6 +219,59 @@ func (s *popSpec) forward(b *onnx.Builder, x string, batch int, masks []string, 
 		}
 	}
 	return x
+}
+
+// toeplitz reports whether layer i, a convolution, runs as a batched
+// MatMul by its Toeplitz matrix: a small convolution without pooling whose
+// output goes to a fully connected layer, as cnn-s's last (6→4 channels,
+// 2×2 on 4×4). ORT runs such a Conv per image and group, as tiny GEMMs
+// (and its gradients likewise), where the whole layer is one MatMul over
+// [P, B, C·h·w] by a matrix of C·h·w × O·h'·w' entries, most of them zero.
+func (s *popSpec) toeplitz(i int) bool {
+	a := s.arch
+	l := a.layers[i]
+	if s.layout != layoutPhase || l.k == 0 || l.pool || i+1 >= len(a.layers) || a.layers[i+1].k != 0 {
+		return false
+	}
+	h, w := a.spatial[i][0], a.spatial[i][1]
+	oh, ow := h-l.k+1, w-l.k+1
+	return l.in*h*w*l.out*oh*ow <= toeplitzMax
+}
+
+// toeplitzMax bounds a Toeplitz matrix's entries per model.
+const toeplitzMax = 1 << 14
+
+// toeplitzConv emits layer l of every model on x [B, P·C, h, w] as
+// [P, B, C·h·w] · T[P, C·h·w, O·h'·w'] + bias, giving [P, B, O·h'·w'] in
+// the order (o, y, x) a Flatten gives. Tᵀ is each model's weights as [P,
+// O, C·k·k] times a constant 0/1 matrix E [C·k·k, h'·w'·C·h·w] that places
+// the kernel at each output position, so that the gradient flows back to
+// the weights through a MatMul too.
+func (s *popSpec) toeplitzConv(b *onnx.Builder, x string, l layer, w, bias string, B, h, wd int64) string {
+	P, O, C, k := int64(s.models), int64(l.out), int64(l.in), int64(l.k)
+	oh, ow := h-k+1, wd-k+1
+	in, out := C*h*wd, oh*ow // input values and output positions per channel
+	e := make([]float32, C*k*k*out*in)
+	for c := range C {
+		for dy := range k {
+			for dx := range k {
+				row := ((c*k+dy)*k + dx) * out * in
+				for i := range oh {
+					for j := range ow {
+						e[row+(i*ow+j)*in+(c*h+i+dy)*wd+j+dx] = 1
+					}
+				}
+			}
+		}
+	}
+	em := b.Float(b.Fresh(l.name+".toeplitz"), []int64{C * k * k, out * in}, e)
+	// [P, O, C·k·k] · E -> [P, O·h'·w', C·h·w], Tᵀ
+	tt := reshape(b, b.Node("MatMul", []string{reshape(b, w, P, O, C*k*k), em}), P, O*out, in)
+	x = b.Node("Transpose", []string{reshape(b, x, B, P, in)}, onnx.Ints("perm", 1, 0, 2))
+	y := b.Node("MatMul", []string{x, b.Node("Transpose", []string{tt}, onnx.Ints("perm", 0, 2, 1))})
+	// [P, B, O, h'·w'] + [P, 1, O, 1]
+	y = b.Node("Add", []string{reshape(b, y, P, B, O, out), reshape(b, bias, P, 1, O, 1)})
+	return reshape(b, y, P, B, O*out)
 }
 
 // conv emits layer l of every model on x [B, P·C, h, w], pooled if the

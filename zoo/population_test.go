@@ -381,3 +381,46 @@ func TestFusedMaxGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestToeplitzLayers checks which convolutions run as a MatMul by their
+// Toeplitz matrix: cnn-s's last (unpooled, 6×4×4 -> 4×3×3, feeding fc1),
+// in the phase layout's training and evaluation graphs; no other layer of
+// cnn-s or cnn-l, and none in the plain layout, whose graphs keep one Conv
+// per convolution. (TestPopulationMatchesSingle checks the values against
+// the plain layout's Conv.)
+func TestToeplitzLayers(t *testing.T) {
+	for _, tc := range []struct {
+		arch  string
+		l     layout
+		want  []bool
+		convs int // Conv nodes before lowering, training graph
+	}{
+		{"cnn-s", layoutPhase, []bool{false, false, true, false, false}, 2},
+		{"cnn-s", layoutPool, []bool{false, false, false, false, false}, 3},
+		{"cnn-l", layoutPhase, []bool{false, false, false, false, false}, 3},
+	} {
+		arch, err := NewArch(tc.arch, 1, 28, 28, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := &popSpec{arch: arch, act: "tanh", models: 2, batch: 4, opt: "adam", layout: tc.l, plainConvs: true}
+		for i := range arch.layers {
+			if got := spec.toeplitz(i); got != tc.want[i] {
+				t.Errorf("%s, layout %d: layer %s toeplitz %v, want %v", tc.arch, tc.l, arch.layers[i].name, got, tc.want[i])
+			}
+		}
+		b := onnx.NewBuilder("forward", autodiff.Opset)
+		x := b.Input("x", onnx.Float, spec.imageInput(4)...)
+		spec.unflatten(b, b.Input("weights", onnx.Float, spec.weightsInput().shape...))
+		spec.forward(b, x, 4, nil, false)
+		convs := 0
+		for _, n := range b.Graph().GetNode() {
+			if n.GetOpType() == "Conv" {
+				convs++
+			}
+		}
+		if convs != tc.convs {
+			t.Errorf("%s, layout %d: %d Convs in the forward pass, want %d", tc.arch, tc.l, convs, tc.convs)
+		}
+	}
+}
