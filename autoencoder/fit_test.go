@@ -24,6 +24,23 @@ func tinyConfig(epochs int) Config {
 	return c
 }
 
+// fitTiny fits tinyConfig(1), changed by edit, into a new directory and
+// opens the result; the caller closes it.
+func fitTiny(t *testing.T, edit func(*Config)) (string, *Model) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := tinyConfig(1)
+	edit(&cfg)
+	if _, err := Fit(context.Background(), tinyZoo, dir, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(dir, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
+}
+
 func TestFitLossFalls(t *testing.T) {
 	dir := t.TempDir()
 	log, err := Fit(context.Background(), tinyZoo, dir, tinyConfig(20), Options{})

@@ -27,17 +27,9 @@ func TestEncoderMatchesTrainingGraph(t *testing.T) {
 }
 
 func testEncoderMatches(t *testing.T, pooling string) {
-	dir := t.TempDir()
-	cfg := tinyConfig(1)
-	cfg.Pooling = pooling
-	if _, err := Fit(context.Background(), tinyZoo, dir, cfg, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := Open(dir, runtime.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, m := fitTiny(t, func(c *Config) { c.Pooling = pooling })
 	defer m.Close()
+	cfg := m.Meta.Config
 	st, err := readState(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -325,16 +317,7 @@ func TestNormalisations(t *testing.T) {
 		tensors += len(l.Tensors)
 	}
 	for _, mode := range []string{NormTensor, ""} {
-		dir := t.TempDir()
-		cfg := tinyConfig(1)
-		cfg.Normalise = mode
-		if _, err := Fit(context.Background(), tinyZoo, dir, cfg, Options{}); err != nil {
-			t.Fatal(err)
-		}
-		m, err := Open(dir, runtime.Options{})
-		if err != nil {
-			t.Fatalf("%q: %v", mode, err)
-		}
+		dir, m := fitTiny(t, func(c *Config) { c.Normalise = mode })
 		norms := m.Meta.Norms
 		want := len(tok.Layout.Layers)
 		if mode == NormTensor {
