@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/runtime"
 	"github.com/hyperrep/hyperrep/tokenizer"
 )
@@ -29,14 +28,7 @@ func TestLayerFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	_, cps, err := Checkpoints(tinyZoo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := onnx.Read(cps[len(cps)-1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := lastTinyCheckpoint(t)
 	lat, emb, err := m.Encode(model)
 	if err != nil {
 		t.Fatal(err)

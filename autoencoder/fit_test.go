@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hyperrep/hyperrep/fixtures"
+	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/runtime"
 	"github.com/hyperrep/hyperrep/zoo"
 )
@@ -39,6 +40,20 @@ func fitTiny(t *testing.T, edit func(*Config)) (string, *Model) {
 		t.Fatal(err)
 	}
 	return dir, m
+}
+
+// lastTinyCheckpoint reads the tiny zoo's last checkpoint.
+func lastTinyCheckpoint(t *testing.T) *onnx.Model {
+	t.Helper()
+	_, cps, err := Checkpoints(tinyZoo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Read(cps[len(cps)-1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestFitLossFalls(t *testing.T) {

@@ -92,14 +92,7 @@ func TestReconstructFitsTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	_, cps, err := Checkpoints(tinyZoo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, err := onnx.Read(cps[len(cps)-1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := lastTinyCheckpoint(t)
 	rec, err := m.Reconstruct(orig)
 	if err != nil {
 		t.Fatal(err)
@@ -300,14 +293,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 // what hyperrep.json records, that Open takes each, and that Open refuses
 // normalisations that do not fit the template.
 func TestNormalisations(t *testing.T) {
-	_, cps, err := Checkpoints(tinyZoo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, err := onnx.Read(cps[len(cps)-1].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := lastTinyCheckpoint(t)
 	tok, err := tokenizer.Tokenize(orig, tokenizer.Options{TokenSize: 32})
 	if err != nil {
 		t.Fatal(err)
