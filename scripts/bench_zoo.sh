@@ -14,11 +14,15 @@
 # loop does neither. So hyperrep runs twice a round: scoring on the 10,000
 # test images (the default), and on 1,000.
 #
+# The PyTorch loop's own speed varies run to run on these shared machines
+# (2.2 to 3.2 model-epochs/s with 2 processes, 1.0 to 1.5 with one, in
+# back-to-back runs), far more than hyperrep's, hence 5 rounds.
+#
 # Usage: scripts/bench_zoo.sh [BIN]   (BIN defaults to bin/hyperrep;
-# ROUNDS=N sets the rounds, 3 by default)
+# ROUNDS=N sets the rounds, 5 by default)
 set -eu
 BIN=${1:-bin/hyperrep}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 PY=${PYTHON:-/usr/bin/python3}
 [ -x "$PY" ] || PY=python3
