@@ -42,6 +42,11 @@ median() {
 	sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# spread prints the range of the numbers on its standard input.
+spread() {
+	sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'
+}
+
 REF="$SHARED/bench/torch_zoo_reference.py"
 torch=
 if [ -f "$REF" ] && "$PY" -c 'import torch' 2>/dev/null; then
@@ -66,10 +71,10 @@ while [ "$round" -le "$ROUNDS" ]; do
 done
 full=$(median <"$OUT/full")
 small=$(median <"$OUT/small")
-echo "hyperrep zoo train, cnn-s, 16 models x 2 epochs of 10000 samples, batch 32, Adam, test on 10000: $full model-epochs/s (median of $ROUNDS)"
-echo "hyperrep zoo train, the same, test on 1000: $small model-epochs/s (median of $ROUNDS)"
+echo "hyperrep zoo train, cnn-s, 16 models x 2 epochs of 10000 samples, batch 32, Adam, test on 10000: $full model-epochs/s (median of $ROUNDS, range $(spread <"$OUT/full"))"
+echo "hyperrep zoo train, the same, test on 1000: $small model-epochs/s (median of $ROUNDS, range $(spread <"$OUT/small"))"
 if [ -n "$torch" ]; then
 	theirs=$(median <"$OUT/torch")
-	echo "torch per-model loop, 32 model-epochs of 10000 samples, batch 32, 2 procs: $theirs model-epochs/s (median of $ROUNDS)"
+	echo "torch per-model loop, 32 model-epochs of 10000 samples, batch 32, 2 procs: $theirs model-epochs/s (median of $ROUNDS, range $(spread <"$OUT/torch"))"
 	echo "$full $small $theirs" | awk '{ printf "zoo training speed-up over the PyTorch loop: %.1fx (test on 10000), %.1fx (test on 1000)\n", $1 / $3, $2 / $3 }'
 fi
