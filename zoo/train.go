@@ -42,7 +42,24 @@ type Job struct {
 	// trained so far and in all (those done before a resume excluded);
 	// calls come from the workers' goroutines, one at a time.
 	Progress func(done, total int64)
+	// Timing, if set, is filled when Train returns with where the workers
+	// spent their time.
+	Timing *Timing
 }
+
+// Timing is where the workers of a Train call spent their time, summed
+// over the workers. Scoring every model on the test images before
+// training and after each epoch can cost a fifth of a small zoo's time;
+// TestSamples trades it against the precision of the test metrics.
+type Timing struct {
+	Graphs      time.Duration // building and loading the populations' graphs
+	Training    time.Duration // training steps, the filling of their batches included
+	Scoring     time.Duration // scoring the models on the test images
+	Checkpoints time.Duration // drawing initial weights, writing checkpoints and results, reading them to resume
+}
+
+// Total is the sum of the parts.
+func (t Timing) Total() time.Duration { return t.Graphs + t.Training + t.Scoring + t.Checkpoints }
 
 // DefaultPopulation is the largest population a graph holds by default.
 // On these 2-core machines, with one graph per core, cnn-s trained at
@@ -107,7 +124,11 @@ func Train(ctx context.Context, dir string, job Job) error {
 	if err := r.prepare(models); err != nil {
 		return err
 	}
-	return r.trainAll(ctx)
+	err = r.trainAll(ctx)
+	if job.Timing != nil {
+		*job.Timing = r.timing()
+	}
+	return err
 }
 
 // openDataset is dataset.Open with the two splits decoded at once, which
@@ -160,7 +181,8 @@ type run struct {
 	train, test *dataset.Set
 	models      []*member
 	done, total atomic.Int64
-	progress    sync.Mutex // serialises calls of job.Progress
+	spent       [stages]atomic.Int64 // nanoseconds per stage, over all workers
+	progress    sync.Mutex           // serialises calls of job.Progress
 }
 
 // report adds n model-samples to the progress and tells job.Progress.
@@ -171,6 +193,30 @@ func (r *run) report(n int64) {
 	if r.job.Progress != nil {
 		r.job.Progress(done, r.total.Load())
 	}
+}
+
+// stage is a part of Timing.
+type stage int
+
+const (
+	stageGraphs stage = iota
+	stageTraining
+	stageScoring
+	stageCheckpoints
+	stages
+)
+
+// spend adds the time since t0 to stage k and returns the time now.
+func (r *run) spend(k stage, t0 time.Time) time.Time {
+	now := time.Now()
+	r.spent[k].Add(int64(now.Sub(t0)))
+	return now
+}
+
+// timing returns the time spent so far.
+func (r *run) timing() Timing {
+	d := func(k stage) time.Duration { return time.Duration(r.spent[k].Load()) }
+	return Timing{Graphs: d(stageGraphs), Training: d(stageTraining), Scoring: d(stageScoring), Checkpoints: d(stageCheckpoints)}
 }
 
 // member is a model being trained: its hyperparameters and results.
@@ -396,35 +442,45 @@ const evalBatch = 64
 // train trains one chunk from its last complete epoch to the job's last.
 func (w *worker) train(ctx context.Context, c *chunk) error {
 	r := w.run
+	t := time.Now()
 	s, err := w.session(c.spec)
 	if err != nil {
 		return err
 	}
+	t = r.spend(stageGraphs, t)
 	start := c.start()
 	if start < 0 {
 		if err := w.begin(s, c); err != nil {
 			return err
 		}
 		start = 0
-	} else if err := w.load(s, c, start); err != nil {
-		return err
+	} else {
+		err := w.load(s, c, start)
+		r.spend(stageCheckpoints, t)
+		if err != nil {
+			return err
+		}
 	}
 	for e := start + 1; e <= r.job.Epochs; e++ {
 		t0 := time.Now()
 		trainLoss, trainAcc, err := w.epoch(ctx, s.step, c, e)
+		t = r.spend(stageTraining, t0)
 		if err != nil {
 			return err
 		}
 		testLoss, testAcc, err := s.eval.evaluate(s.step.currentWeights(), r.test)
+		t = r.spend(stageScoring, t)
 		if err != nil {
 			return err
 		}
-		secs := time.Since(t0).Seconds()
+		secs := t.Sub(t0).Seconds()
 		for p, m := range c.members {
 			m.epochs = append(m.epochs[:e], Epoch{Epoch: e, TrainLoss: &trainLoss[p], TrainAccuracy: &trainAcc[p],
 				TestLoss: testLoss[p], TestAccuracy: testAcc[p], Seconds: secs})
 		}
-		if err := w.save(s, c, e); err != nil {
+		err = w.save(s, c, e)
+		r.spend(stageCheckpoints, t)
+		if err != nil {
 			return err
 		}
 	}
@@ -435,6 +491,7 @@ func (w *worker) train(ctx context.Context, c *chunk) error {
 // scores the initial weights and saves them as epoch 0.
 func (w *worker) begin(s *session, c *chunk) error {
 	r := w.run
+	t := time.Now()
 	n := r.arch.NumParams()
 	flat := s.step.currentWeights().Float32s()
 	for p := range c.spec.models {
@@ -451,13 +508,16 @@ func (w *worker) begin(s *session, c *chunk) error {
 	for _, v := range s.step.currentState() {
 		clear(v.Float32s())
 	}
-	t0 := time.Now()
+	t0 := r.spend(stageCheckpoints, t)
 	loss, acc, err := s.eval.evaluate(s.step.currentWeights(), r.test)
+	t = r.spend(stageScoring, t0)
 	if err != nil {
 		return err
 	}
 	for p, m := range c.members {
-		m.epochs = []Epoch{{Epoch: 0, TestLoss: loss[p], TestAccuracy: acc[p], Seconds: time.Since(t0).Seconds()}}
+		m.epochs = []Epoch{{Epoch: 0, TestLoss: loss[p], TestAccuracy: acc[p], Seconds: t.Sub(t0).Seconds()}}
 	}
-	return w.save(s, c, 0)
+	err = w.save(s, c, 0)
+	r.spend(stageCheckpoints, t)
+	return err
 }

@@ -38,8 +38,13 @@ func TestTrain(t *testing.T) {
 	needMNIST(t)
 	dir := t.TempDir()
 	job := smallJob()
+	var timing Timing
+	job.Timing = &timing
 	if err := Train(context.Background(), dir, job); err != nil {
 		t.Fatal(err)
+	}
+	if timing.Graphs <= 0 || timing.Training <= 0 || timing.Scoring <= 0 || timing.Checkpoints <= 0 {
+		t.Errorf("timing of a whole run: %+v, want every part positive", timing)
 	}
 	z, err := Open(dir)
 	if err != nil {
@@ -87,9 +92,15 @@ func TestTrain(t *testing.T) {
 	if after := snapshot(t, dir); !sameCheckpoints(before, after) {
 		t.Error("rerunning a finished job changed its checkpoints")
 	}
+	if timing.Total() != 0 {
+		t.Errorf("timing of a rerun with nothing to do: %+v", timing)
+	}
 	job.Epochs = 4
 	if err := Train(context.Background(), dir, job); err != nil {
 		t.Fatal(err)
+	}
+	if timing.Training <= 0 || timing.Scoring <= 0 || timing.Checkpoints <= 0 {
+		t.Errorf("timing of a resumed run: %+v, want training, scoring and checkpoints", timing)
 	}
 	if z, _ := Open(dir); len(z.Models[0].Epochs) != 5 || z.Config.Epochs != 4 {
 		t.Errorf("after training on to 4 epochs: %d epochs, zoo.json says %d", len(z.Models[0].Epochs), z.Config.Epochs)

@@ -133,7 +133,7 @@ func zooTrainFlags(fs *flag.FlagSet) *trainFlags {
 		seeds:      fs.Int("seeds", 1, "train: seeds per combination (0..N-1)"),
 		epochs:     fs.Int("epochs", 10, "train: epochs"),
 		trainN:     fs.Int("train-samples", 0, "train: training images per epoch, drawn once from the training set (0: all)"),
-		testN:      fs.Int("test-samples", 0, "train: test images scored after each epoch (0: all)"),
+		testN:      fs.Int("test-samples", 0, "train: test images every model is scored on, before training and after each epoch (0: all; fewer is faster and noisier)"),
 		batch:      fs.Int("batch", 32, "train: batch size"),
 		splitSeed:  fs.Int64("split-seed", 0, "train: seed drawing the --train-samples"),
 		shard:      fs.String("shard", "", "train: i/n, the i-th (0-based) of n blocks of models"),
@@ -203,6 +203,8 @@ func zooTrain(fs *flag.FlagSet, f *trainFlags, dir string) error {
 		bar.Add(done - last)
 		last = done
 	}
+	var timing zoo.Timing
+	job.Timing = &timing
 	start := time.Now()
 	err = zoo.Train(ctx, dir, job)
 	if bar != nil {
@@ -214,13 +216,13 @@ func zooTrain(fs *flag.FlagSet, f *trainFlags, dir string) error {
 	if err != nil {
 		return err
 	}
-	return summarize(dir, len(models), last, time.Since(start))
+	return summarize(dir, len(models), last, time.Since(start), timing)
 }
 
 // summarize prints what the training did: its throughput in model-epochs
-// per second (of the epochs this run trained) and the models' final test
-// accuracy.
-func summarize(dir string, planned int, samples int64, took time.Duration) error {
+// per second (of the epochs this run trained), where the workers spent
+// their time, and the models' final test accuracy.
+func summarize(dir string, planned int, samples int64, took time.Duration, t zoo.Timing) error {
 	z, err := zoo.Open(dir)
 	if err != nil {
 		return err
@@ -236,9 +238,24 @@ func summarize(dir string, planned int, samples int64, took time.Duration) error
 	perEpoch := int64(z.Config.TrainSamples)
 	perEpoch = (perEpoch + int64(z.Config.Batch) - 1) / int64(z.Config.Batch) * int64(z.Config.Batch)
 	modelEpochs := float64(samples) / float64(perEpoch)
-	fmt.Fprintf(out, "zoo %s: %d models, %d epochs of %d samples; trained %.0f model-epochs in %.1f s: %.2f model-epochs/s; mean test accuracy %.2f %%\n",
-		dir, planned, z.Config.Epochs, z.Config.TrainSamples, modelEpochs, took.Seconds(), modelEpochs/took.Seconds(), 100*acc/float64(max(n, 1)))
+	fmt.Fprintf(out, "zoo %s: %d models, %d epochs of %d samples; trained %.0f model-epochs in %.1f s: %.2f model-epochs/s%s; mean test accuracy %.2f %%\n",
+		dir, planned, z.Config.Epochs, z.Config.TrainSamples, modelEpochs, took.Seconds(), modelEpochs/took.Seconds(),
+		timeShares(t, z.Config.TestSamples), 100*acc/float64(max(n, 1)))
 	return nil
+}
+
+// timeShares says how the workers' time divided between training,
+// scoring on the test images and the rest, as " (workers: 76 % training,
+// 22 % scoring 10000 test images, 2 % graphs and checkpoints)", or
+// nothing when the run trained nothing.
+func timeShares(t zoo.Timing, testSamples int) string {
+	total := t.Total()
+	if total <= 0 || t.Training <= 0 {
+		return ""
+	}
+	pct := func(d time.Duration) float64 { return 100 * float64(d) / float64(total) }
+	return fmt.Sprintf(" (workers: %.0f %% training, %.0f %% scoring %d test images, %.0f %% graphs and checkpoints)",
+		pct(t.Training), pct(t.Scoring), testSamples, pct(t.Graphs+t.Checkpoints))
 }
 
 func gridFromFlags(f *trainFlags) (zoo.Grid, error) {

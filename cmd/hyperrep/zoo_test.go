@@ -19,7 +19,8 @@ func TestZooTrainListMerge(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("zoo train: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "4 models") || !strings.Contains(stdout, "model-epochs/s") {
+	if !strings.Contains(stdout, "4 models") || !strings.Contains(stdout, "model-epochs/s") ||
+		!strings.Contains(stdout, "% training") || !strings.Contains(stdout, "% scoring 100 test images") {
 		t.Errorf("zoo train printed %q", stdout)
 	}
 	code, stdout, stderr = hyperrep("zoo", "ls", z)
