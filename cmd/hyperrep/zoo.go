@@ -20,7 +20,7 @@ import (
 // declares them all on one flag set.
 var zooFlags = map[string][]string{
 	"train": {"arch", "dataset", "activation", "init", "optimizer", "lr", "weight-decay", "momentum", "dropout",
-		"seeds", "grid", "epochs", "train-samples", "test-samples", "batch", "split-seed", "shard", "threads", "population", "o"},
+		"seeds", "grid", "epochs", "train-samples", "test-samples", "batch", "split-seed", "shard", "threads", "population", "o", "json"},
 	"merge": {"o"},
 	"ls":    {"json"},
 }
@@ -31,7 +31,7 @@ func init() {
 		args:    "train|merge|ls ...",
 		summary: "train model zoos over a hyperparameter grid, merge shards, list models",
 		help: `
-hyperrep zoo train --arch cnn-s|cnn-l|mlp --dataset D [grid flags | --grid FILE] --epochs E -o ZOO
+hyperrep zoo train --arch cnn-s|cnn-l|mlp --dataset D [grid flags | --grid FILE] --epochs E -o ZOO [--json]
   Trains every model of the grid into the directory ZOO: zoo.json, and per
   model models/<id>/params.json, result.jsonl (train and test loss and
   accuracy per epoch) and checkpoint_000NNN/model.onnx (000000: the initial
@@ -42,7 +42,10 @@ hyperrep zoo train --arch cnn-s|cnn-l|mlp --dataset D [grid flags | --grid FILE]
   share activation and optimiser train together in one ONNX Runtime graph,
   one graph per thread. Interrupted, the same command resumes where it
   stopped; --epochs may grow to train on. --shard i/n trains the i-th
-  (0-based) of n blocks of the grid's models, for "zoo merge".
+  (0-based) of n blocks of the grid's models, for "zoo merge". The last
+  line gives the throughput, how the workers' time divided between
+  training, scoring and the rest, and the mean test accuracy; --json prints
+  it as a JSON object.
 
 hyperrep zoo merge ZOO1 ZOO2... -o ZOO
   Joins finished shards (or zoos trained alike) into a new directory.
@@ -65,7 +68,7 @@ Examples:
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := zooTrainFlags(fs)
 			o := fs.String("o", "", "output zoo directory (train, merge; required)")
-			asJSON := fs.Bool("json", false, "ls: one JSON object per model per line")
+			asJSON := fs.Bool("json", false, "train: the summary as a JSON object; ls: one JSON object per model per line")
 			return func(args []string) error {
 				if len(args) == 0 {
 					return usagef("want a subcommand: train, merge or ls")
@@ -89,7 +92,7 @@ Examples:
 					if len(args) > 0 {
 						return usagef("zoo train takes no arguments, got %q", args)
 					}
-					return zooTrain(fs, f, *o)
+					return zooTrain(fs, f, *o, *asJSON)
 				case "merge":
 					if len(args) == 0 || *o == "" {
 						return usagef("want zoos to merge and -o ZOO")
@@ -144,7 +147,7 @@ func zooTrainFlags(fs *flag.FlagSet) *trainFlags {
 
 var gridFlagNames = []string{"activation", "init", "optimizer", "lr", "weight-decay", "momentum", "dropout", "seeds"}
 
-func zooTrain(fs *flag.FlagSet, f *trainFlags, dir string) error {
+func zooTrain(fs *flag.FlagSet, f *trainFlags, dir string, asJSON bool) error {
 	if dir == "" {
 		return usagef("no output directory: use -o ZOO")
 	}
@@ -216,13 +219,33 @@ func zooTrain(fs *flag.FlagSet, f *trainFlags, dir string) error {
 	if err != nil {
 		return err
 	}
-	return summarize(dir, len(models), last, time.Since(start), timing)
+	return summarize(dir, len(models), last, time.Since(start), timing, asJSON)
+}
+
+// trainSummary is zoo train --json's output.
+type trainSummary struct {
+	Zoo              string  `json:"zoo"`
+	Models           int     `json:"models"`
+	Epochs           int     `json:"epochs"`
+	TrainSamples     int     `json:"train_samples"`
+	TestSamples      int     `json:"test_samples"`
+	ModelEpochs      float64 `json:"model_epochs"` // trained by this run
+	Seconds          float64 `json:"seconds"`
+	ModelEpochsPerS  float64 `json:"model_epochs_per_second"`
+	MeanTestAccuracy float64 `json:"mean_test_accuracy"` // of the models' last epochs
+	// The workers' seconds, summed over the workers.
+	Workers struct {
+		Graphs      float64 `json:"graphs"`
+		Training    float64 `json:"training"`
+		Scoring     float64 `json:"scoring"`
+		Checkpoints float64 `json:"checkpoints"`
+	} `json:"worker_seconds"`
 }
 
 // summarize prints what the training did: its throughput in model-epochs
 // per second (of the epochs this run trained), where the workers spent
 // their time, and the models' final test accuracy.
-func summarize(dir string, planned int, samples int64, took time.Duration, t zoo.Timing) error {
+func summarize(dir string, planned int, samples int64, took time.Duration, t zoo.Timing, asJSON bool) error {
 	z, err := zoo.Open(dir)
 	if err != nil {
 		return err
@@ -238,6 +261,14 @@ func summarize(dir string, planned int, samples int64, took time.Duration, t zoo
 	perEpoch := int64(z.Config.TrainSamples)
 	perEpoch = (perEpoch + int64(z.Config.Batch) - 1) / int64(z.Config.Batch) * int64(z.Config.Batch)
 	modelEpochs := float64(samples) / float64(perEpoch)
+	if asJSON {
+		s := trainSummary{Zoo: dir, Models: planned, Epochs: z.Config.Epochs, TrainSamples: z.Config.TrainSamples,
+			TestSamples: z.Config.TestSamples, ModelEpochs: modelEpochs, Seconds: took.Seconds(),
+			ModelEpochsPerS: modelEpochs / took.Seconds(), MeanTestAccuracy: acc / float64(max(n, 1))}
+		s.Workers.Graphs, s.Workers.Training = t.Graphs.Seconds(), t.Training.Seconds()
+		s.Workers.Scoring, s.Workers.Checkpoints = t.Scoring.Seconds(), t.Checkpoints.Seconds()
+		return json.NewEncoder(out).Encode(s)
+	}
 	fmt.Fprintf(out, "zoo %s: %d models, %d epochs of %d samples; trained %.0f model-epochs in %.1f s: %.2f model-epochs/s%s; mean test accuracy %.2f %%\n",
 		dir, planned, z.Config.Epochs, z.Config.TrainSamples, modelEpochs, took.Seconds(), modelEpochs/took.Seconds(),
 		timeShares(t, z.Config.TestSamples), 100*acc/float64(max(n, 1)))

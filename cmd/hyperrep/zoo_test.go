@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,17 @@ func TestZooTrainListMerge(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Epochs != 2 || r.TestAccuracy == nil || r.ID == "" || r.Activation == "" {
 			t.Errorf("zoo ls --json line %q: %v", l, err)
 		}
+	}
+	// Training on by one epoch, --json: a summary object of this run.
+	more := append(slices.Clone(tinyZoo), "--epochs", "3", "--json")
+	code, stdout, stderr = hyperrep(append([]string{"zoo", "train", "-o", z}, more...)...)
+	var sum trainSummary
+	if code != 0 || json.Unmarshal([]byte(stdout), &sum) != nil {
+		t.Fatalf("zoo train --json: exit %d, %q %s", code, stdout, stderr)
+	}
+	if sum.Models != 4 || sum.Epochs != 3 || sum.TestSamples != 100 || sum.ModelEpochs != 4 || sum.ModelEpochsPerS <= 0 ||
+		sum.MeanTestAccuracy <= 0 || sum.MeanTestAccuracy > 1 || sum.Workers.Training <= 0 || sum.Workers.Scoring <= 0 {
+		t.Errorf("zoo train --json: %+v", sum)
 	}
 	// Shards of the same grid merge into the same zoo.
 	var shards []string
