@@ -367,7 +367,8 @@ func int64s(b *onnx.Builder, v ...int64) string {
 // Outputs: each model's loss (its weighted sum, the batch mean) and correct
 // count [P], then the new weights and state. The max over the pooling
 // phases and its gradient are then fused (fuseMaxGradients,
-// reduceMaxPhases).
+// reduceMaxPhases), and in the phase layout the convolutions' input
+// gradients become MatMuls and ScatterNDs (scatterTransposedConvs).
 func (s *popSpec) trainGraph() (*popGraph, error) {
 	g, err := s.gradientGraph()
 	if err != nil {
@@ -375,6 +376,9 @@ func (s *popSpec) trainGraph() (*popGraph, error) {
 	}
 	fuseMaxGradients(g.model.Graph())
 	reduceMaxPhases(g.model.Graph())
+	if s.layout == layoutPhase && g.types != nil {
+		scatterTransposedConvs(g.model.Graph(), g.types)
+	}
 	g.lower(s)
 	return g, nil
 }
