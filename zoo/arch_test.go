@@ -135,6 +135,9 @@ func compareLogits(t *testing.T, a *Arch, act string, m *onnx.Model, ws [][]floa
 	for _, v := range ws {
 		flat = flat[copy(flat, v):]
 	}
+	if err := ev.prepare(weights); err != nil {
+		t.Fatal(err)
+	}
 	copy(ev.images.Float32s(), images)
 	for label := range a.Classes {
 		for b := range B {
@@ -143,7 +146,7 @@ func compareLogits(t *testing.T, a *Arch, act string, m *onnx.Model, ws [][]floa
 		}
 		for b := range B {
 			ev.wts.Float32s()[b] = 1
-			if err := ev.sess.RunValues([]*runtime.Value{ev.images, ev.labels, ev.wts, weights}, []*runtime.Value{ev.loss, ev.hits}); err != nil {
+			if err := ev.sess.RunValues(ev.inputs(), []*runtime.Value{ev.loss, ev.hits}); err != nil {
 				t.Fatal(err)
 			}
 			ev.wts.Float32s()[b] = 0

@@ -150,16 +150,21 @@ func fillMasks(masks []maskFill, h Hyper, e, s, p, P, B int) {
 	}
 }
 
-// evaluator scores a population on a dataset that every model sees.
+// evaluator scores a population on a dataset that every model sees. What
+// the evaluation graph computes from the weights alone (their views, the
+// phase and Toeplitz matrices, the NCHWc reorders) is a graph of its own,
+// prep, run once per evaluate instead of once per batch (splitPrep).
 type evaluator struct {
-	spec   popSpec
-	batch  int
-	sess   *runtime.Session
-	images *runtime.Value // [batch, D]
-	labels *runtime.Value // [batch]
-	wts    *runtime.Value // [batch]
-	loss   *runtime.Value // [P]
-	hits   *runtime.Value // [P]
+	spec     popSpec
+	batch    int
+	prep     *runtime.Session // weights -> prepared
+	sess     *runtime.Session
+	images   *runtime.Value   // [batch, D]
+	labels   *runtime.Value   // [batch]
+	wts      *runtime.Value   // [batch]
+	prepared []*runtime.Value // prep's outputs, sess's inputs after wts
+	loss     *runtime.Value   // [P]
+	hits     *runtime.Value   // [P]
 }
 
 func newEvaluator(spec popSpec, batch int, opts runtime.Options) (*evaluator, error) {
@@ -167,17 +172,30 @@ func newEvaluator(spec popSpec, batch int, opts runtime.Options) (*evaluator, er
 	if err != nil {
 		return nil, err
 	}
-	sess, err := g.load(opts, "evaluation")
+	ev := &evaluator{spec: spec, batch: batch}
+	var prepared []io
+	ev.prep, prepared, err = g.splitPrep(opts)
 	if err != nil {
 		return nil, err
 	}
-	ev := &evaluator{spec: spec, batch: batch, sess: sess}
+	if ev.sess, err = g.load(opts, "evaluation"); err != nil {
+		ev.Close()
+		return nil, err
+	}
 	vals := []**runtime.Value{&ev.images, &ev.labels, &ev.wts}
 	for i, v := range g.inputs[:3] {
 		if *vals[i], err = runtime.NewValue(runtime.DType(v.dtype), v.shape); err != nil {
 			ev.Close()
 			return nil, err
 		}
+	}
+	for _, v := range prepared {
+		val, err := runtime.NewValue(runtime.DType(v.dtype), v.shape)
+		if err != nil {
+			ev.Close()
+			return nil, err
+		}
+		ev.prepared = append(ev.prepared, val)
 	}
 	for i, v := range []**runtime.Value{&ev.loss, &ev.hits} {
 		if *v, err = runtime.NewValue(runtime.DType(g.outputs[i].dtype), g.outputs[i].shape); err != nil {
@@ -188,12 +206,27 @@ func newEvaluator(spec popSpec, batch int, opts runtime.Options) (*evaluator, er
 	return ev, nil
 }
 
+// prepare runs the weights' part of the evaluation graph on the flat
+// weights [P, NumParams].
+func (ev *evaluator) prepare(weights *runtime.Value) error {
+	return ev.prep.RunValues([]*runtime.Value{weights}, ev.prepared)
+}
+
+// inputs are the evaluation session's inputs, the prepared weights last.
+func (ev *evaluator) inputs() []*runtime.Value {
+	return append([]*runtime.Value{ev.images, ev.labels, ev.wts}, ev.prepared...)
+}
+
 // evaluate returns each model's mean cross-entropy and accuracy on set,
 // with the flat weights [P, NumParams] in weights.
 func (ev *evaluator) evaluate(weights *runtime.Value, set *dataset.Set) (loss, acc []float64, err error) {
 	P, d := ev.spec.models, set.SampleSize()
+	if err := ev.prepare(weights); err != nil {
+		return nil, nil, err
+	}
 	loss, acc = make([]float64, P), make([]float64, P)
 	images, labels, wts := ev.images.Float32s(), ev.labels.Int64s(), ev.wts.Float32s()
+	in := ev.inputs()
 	for lo := 0; lo < set.N; lo += ev.batch {
 		n := min(ev.batch, set.N-lo)
 		copy(images, set.Images[lo*d:(lo+n)*d])
@@ -204,7 +237,6 @@ func (ev *evaluator) evaluate(weights *runtime.Value, set *dataset.Set) (loss, a
 				labels[b], wts[b] = int64(set.Labels[lo+b]), 1
 			}
 		}
-		in := []*runtime.Value{ev.images, ev.labels, ev.wts, weights}
 		if err := ev.sess.RunValues(in, []*runtime.Value{ev.loss, ev.hits}); err != nil {
 			return nil, nil, err
 		}
@@ -222,13 +254,18 @@ func (ev *evaluator) evaluate(weights *runtime.Value, set *dataset.Set) (loss, a
 
 // Close releases the session and the Values.
 func (ev *evaluator) Close() error {
-	for _, v := range []*runtime.Value{ev.images, ev.labels, ev.wts, ev.loss, ev.hits} {
+	for _, v := range append([]*runtime.Value{ev.images, ev.labels, ev.wts, ev.loss, ev.hits}, ev.prepared...) {
 		if v != nil {
 			v.Destroy()
 		}
 	}
-	if ev.sess == nil {
-		return nil
+	var err error
+	for _, s := range []*runtime.Session{ev.prep, ev.sess} {
+		if s != nil {
+			if e := s.Close(); err == nil {
+				err = e
+			}
+		}
 	}
-	return ev.sess.Close()
+	return err
 }

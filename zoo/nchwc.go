@@ -90,6 +90,7 @@ func checkLowering(bs int64) error {
 	h := bs / 2 // makes output channels per group that need padding
 	for _, c := range []convGraph{
 		{x: []int64{2, 2, 9, 9}, w: []int64{2 * (bs - 2), 1, 3, 3}, group: 2, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 2)}},
+		{x: []int64{2, 2 * bs, 9, 8}, w: []int64{4 * bs, bs / 2, 3, 2}, group: 4, bias: true, wholeGroups: true, attrs: []*pb.AttributeProto{onnx.Ints("strides", 2, 1)}},
 		{x: []int64{2, 2 * bs, 6, 6}, w: []int64{2 * (bs + h), bs, 3, 3}, group: 2, bias: true, attrs: []*pb.AttributeProto{onnx.Ints("pads", 1, 1, 1, 1)}},
 		{x: []int64{3, 2 * bs, 7, 7}, w: []int64{2 * (bs + h), bs, 3, 3}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
 		{x: []int64{2, 4 * bs, 7, 7}, w: []int64{2 * (bs + h), 2 * bs, 3, 3}, group: 2, transposed: true, attrs: []*pb.AttributeProto{onnx.Ints("dilations", 2, 2)}},
@@ -117,6 +118,8 @@ type convGraph struct {
 	bias       bool
 	transposed bool
 	pool       bool
+	// wholeGroups lowers as lowerConvsWith does for evaluation graphs.
+	wholeGroups bool
 }
 
 // build returns the graph, its output y of shape out, and the shapes of
@@ -161,7 +164,7 @@ func (c convGraph) compare(bs int64, seed uint64) (lowered int, diff, scale floa
 	}
 	plain, shapes := c.build(sh.Types["y"].Shape...)
 	low, _ := c.build(sh.Types["y"].Shape...)
-	if lowered = lowerConvs(low, sh.Types, bs); lowered == 0 {
+	if lowered = lowerConvsWith(low, sh.Types, bs, c.wholeGroups); lowered == 0 {
 		return 0, 0, 0, nil
 	}
 	in := uniformTensors(rng.New(seed), shapes)
@@ -230,6 +233,16 @@ func setNchwcDomain(m *onnx.Model, names map[string]bool) {
 // A Conv whose padding would more than double its output channels, or with
 // auto_pad, is left alone.
 func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
+	return lowerConvsWith(m, types, bs, false)
+}
+
+// lowerConvsWith is lowerConvs; with wholeGroups, a grouped Conv with fewer
+// input channels per group than a block whose input is whole blocks is one
+// NCHWc Conv on the NCHW input path too, as where its input is less than a
+// block (ORT takes a group count there for both), instead of one Conv per
+// group after a Split: for the evaluation graph, where this saved the
+// Split, a ReorderOutput per group and the Concat.
+func lowerConvsWith(m *onnx.Model, types map[string]autodiff.Tensor, bs int64, wholeGroups bool) int {
 	g := m.Graph()
 	var convs []*pb.NodeProto
 	for _, n := range g.GetNode() {
@@ -242,7 +255,7 @@ func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
 	moved := map[string]bool{}
 	lowered := map[*pb.NodeProto]bool{}
 	for _, n := range convs {
-		if lowerConv(e, n, types, producer, bs, moved) {
+		if lowerConv(e, n, types, producer, bs, moved, wholeGroups) {
 			lowered[n] = true
 		}
 	}
@@ -260,7 +273,7 @@ func lowerConvs(m *onnx.Model, types map[string]autodiff.Tensor, bs int64) int {
 // lowerConv emits the NCHWc form of the Conv n, writing n's output, and
 // reports whether it did; moved collects the names of the nodes that go to
 // the NCHWc domain.
-func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tensor, producer map[string]*pb.NodeProto, bs int64, moved map[string]bool) bool {
+func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tensor, producer map[string]*pb.NodeProto, bs int64, moved map[string]bool, wholeGroups bool) bool {
 	xt, okx := types[n.Input[0]]
 	wt, okw := types[n.Input[1]]
 	yt, oky := types[n.Output[0]]
@@ -337,7 +350,7 @@ func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tenso
 		w := padOut(n.Input[1], K)
 		w = e.Node("Transpose", []string{reshape(e, w, G, Mp/bs, bs, K)}, onnx.Ints("perm", 0, 1, 3, 2))
 		xs, ws, bss := []string{n.Input[0]}, []string{w}, []string{bias}
-		if G > 1 && C < bs {
+		if G > 1 && (C < bs || wholeGroups && C%bs == 0) {
 			// One Conv for all groups: ORT's NCHW input path takes a
 			// group count (where the input has fewer channels than a
 			// block in all; NchwcConv refuses other counts that are not
@@ -348,6 +361,12 @@ func lowerConv(e *onnx.Builder, n *pb.NodeProto, types map[string]autodiff.Tenso
 				in = append(in, reshape(e, padOut(bias, 1), G*Mp))
 			}
 			y := nchwcNode("Conv", in, "", attrs(G)...)
+			if wholeGroups && Mp == Mg {
+				// The output itself, so that a MaxPool after it can move
+				// to the blocked layout (poolBlocked).
+				nchwcNode("ReorderOutput", []string{y}, out, onnx.Int("channels", G*Mp))
+				return true
+			}
 			unpad(nchwcNode("ReorderOutput", []string{y}, "", onnx.Int("channels", G*Mp)))
 			return true
 		}
