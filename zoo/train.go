@@ -49,7 +49,7 @@ type Job struct {
 
 // Timing is where the workers of a Train call spent their time, summed
 // over the workers. Scoring every model on the test images before
-// training and after each epoch can cost over a quarter of a small zoo's time;
+// training and after each epoch can cost a quarter of a small zoo's time;
 // TestSamples trades it against the precision of the test metrics.
 type Timing struct {
 	Graphs      time.Duration // building and loading the populations' graphs

@@ -276,8 +276,8 @@ func summarize(dir string, planned int, samples int64, took time.Duration, t zoo
 }
 
 // timeShares says how the workers' time divided between training,
-// scoring on the test images and the rest, as " (workers: 69 % training,
-// 29 % scoring 10000 test images, 3 % graphs and checkpoints)", or
+// scoring on the test images and the rest, as " (workers: 74 % training,
+// 23 % scoring 10000 test images, 2 % graphs and checkpoints)", or
 // nothing when the run trained nothing.
 func timeShares(t zoo.Timing, testSamples int) string {
 	total := t.Total()
