@@ -167,32 +167,50 @@ func (c convGraph) compare(bs int64, seed uint64) (lowered int, diff, scale floa
 	if lowered = lowerConvsWith(low, sh.Types, bs, c.wholeGroups); lowered == 0 {
 		return 0, 0, 0, nil
 	}
-	in := uniformTensors(rng.New(seed), shapes)
-	var outs [2][]float32
-	for k, mk := range []*onnx.Model{plain, low} {
-		raw, err := mk.Marshal()
+	outs, err := runModels(uniformTensors(rng.New(seed), shapes), plain, low)
+	if err != nil {
+		return lowered, 0, 0, err
+	}
+	for _, out := range outs {
+		if !slices.Equal(out.Shape, sh.Types["y"].Shape) {
+			return lowered, 0, 0, fmt.Errorf("zoo: Conv %v by %v: output %v, want %v", c.x, c.w, out.Shape, sh.Types["y"].Shape)
+		}
+	}
+	diff, scale = maxDiff(outs[0].Data.([]float32), outs[1].Data.([]float32))
+	return lowered, diff, scale, nil
+}
+
+// runModels runs each model in ORT, on one thread, on the inputs in and
+// returns its first output.
+func runModels(in []runtime.Tensor, models ...*onnx.Model) ([]runtime.Tensor, error) {
+	var outs []runtime.Tensor
+	for _, m := range models {
+		raw, err := m.Marshal()
 		if err != nil {
-			return lowered, 0, 0, err
+			return nil, err
 		}
 		s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
 		if err != nil {
-			return lowered, 0, 0, err
+			return nil, err
 		}
 		out, err := s.Run(in...)
 		s.Close()
 		if err != nil {
-			return lowered, 0, 0, err
+			return nil, err
 		}
-		if !slices.Equal(out[0].Shape, sh.Types["y"].Shape) {
-			return lowered, 0, 0, fmt.Errorf("zoo: Conv %v by %v: output %v, want %v", c.x, c.w, out[0].Shape, sh.Types["y"].Shape)
-		}
-		outs[k] = out[0].Data.([]float32)
+		outs = append(outs, out[0])
 	}
-	for i, w := range outs[0] {
+	return outs, nil
+}
+
+// maxDiff returns the largest difference between want and got, and the
+// largest magnitude in want.
+func maxDiff(want, got []float32) (diff, scale float64) {
+	for i, w := range want {
 		scale = max(scale, math.Abs(float64(w)))
-		diff = max(diff, math.Abs(float64(outs[1][i]-w)))
+		diff = max(diff, math.Abs(float64(got[i]-w)))
 	}
-	return lowered, diff, scale, nil
+	return diff, scale
 }
 
 // setNchwcDomain moves the nodes named in names to the NCHWc domain and

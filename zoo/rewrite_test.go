@@ -1,14 +1,12 @@
 package zoo
 
 import (
-	"math"
 	"testing"
 
 	"github.com/hyperrep/hyperrep/autodiff"
 	"github.com/hyperrep/hyperrep/internal/rng"
 	"github.com/hyperrep/hyperrep/onnx"
 	"github.com/hyperrep/hyperrep/onnx/pb"
-	"github.com/hyperrep/hyperrep/runtime"
 )
 
 // TestScatterTransposedConvs runs ConvTransposes in ORT as they are and as
@@ -73,29 +71,11 @@ func TestScatterTransposedConvs(t *testing.T) {
 					t.Fatal("a ConvTranspose is left")
 				}
 			}
-			in := uniformTensors(rng.New(11), shapes)
-			var ys [2][]float32
-			for k, mk := range []*onnx.Model{plain, low} {
-				raw, err := mk.Marshal()
-				if err != nil {
-					t.Fatal(err)
-				}
-				s, err := runtime.NewSession(raw, runtime.Options{Threads: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := s.Run(in...)
-				s.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				ys[k] = res[0].Data.([]float32)
+			ys, err := runModels(uniformTensors(rng.New(11), shapes), plain, low)
+			if err != nil {
+				t.Fatal(err)
 			}
-			var diff, scale float64
-			for i, v := range ys[0] {
-				scale = max(scale, math.Abs(float64(v)))
-				diff = max(diff, math.Abs(float64(ys[1][i]-v)))
-			}
+			diff, scale := maxDiff(ys[0].Data.([]float32), ys[1].Data.([]float32))
 			if scale == 0 || diff > 1e-5*scale {
 				t.Errorf("differs from ConvTranspose by %.3g at scale %.3g", diff, scale)
 			}
