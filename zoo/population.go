@@ -93,10 +93,6 @@ type popGraph struct {
 	// inferErr is why infer found no types; the graph keeps its Convs
 	// (TestGraphsUseNCHWc).
 	inferErr error
-	// eval marks an evaluation graph, whose grouped convolutions on
-	// fewer input channels per group than a block lower to one NCHWc
-	// Conv where the input is whole blocks (lowerConvs).
-	eval bool
 }
 
 // infer records the static types of the values of g, a graph on its way to
@@ -119,7 +115,7 @@ func (g *popGraph) lower(s *popSpec) {
 		return
 	}
 	if s.blocked() {
-		lowerConvsWith(g.model, g.types, nchwcBlock(), g.eval)
+		lowerConvs(g.model, g.types, nchwcBlock())
 	}
 	g.types = nil
 }
@@ -357,9 +353,8 @@ func (s *popSpec) evalForm(l layer) int {
 		return formPhases
 	}
 	O, k := int64(l.out), int64(l.k)
-	pad := func(m int64) int64 { return (m + bs - 1) / bs * bs }
-	form, best := formPhases, pad(4*O)*(k+1)*(k+1)
-	if c := 2 * pad(2*O) * k * (k + 1); c < best {
+	form, best := formPhases, wholeBlocks(4*O, bs)*(k+1)*(k+1)
+	if c := 2 * wholeBlocks(2*O, bs) * k * (k + 1); c < best {
 		form, best = formRows, c
 	}
 	if c := 4 * O * k * k; O%bs == 0 && c < best {
@@ -382,7 +377,7 @@ func (s *popSpec) convRows(b *onnx.Builder, x string, l layer, w, bias string, B
 	k1 := k + 1
 	Op := O
 	if bs := nchwcBlock(); s.blocked() {
-		Op = (2*O + bs - 1) / bs * bs / 2
+		Op = wholeBlocks(2*O, bs) / 2
 	}
 	e := make([]float32, k*k*2*k1*k)
 	for ph := range int64(2) {
@@ -579,7 +574,7 @@ func (s *popSpec) evalGraph(batch int) (*popGraph, error) {
 	a := s.arch
 	P, B, D := int64(s.models), int64(batch), int64(a.C*a.H*a.W)
 	b := onnx.NewBuilder("population_eval", autodiff.Opset)
-	g := &popGraph{eval: true}
+	g := &popGraph{}
 	in := func(v io) string {
 		g.inputs = append(g.inputs, v)
 		return b.Input(v.name, v.dtype, v.shape...)
