@@ -100,12 +100,16 @@ func Run(ctx context.Context, models []*onnx.Model, train, test *dataset.Set, cf
 	close(queue)
 	inner, cancel := context.WithCancel(ctx)
 	defer cancel()
+	workers := min(cfg.Workers, len(models))
+	defer runtime.ConcurrentRuns(workers)()
 	var wg sync.WaitGroup
 	errs := make([]error, len(models))
-	for range min(cfg.Workers, len(models)) {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
 			for i := range queue {
 				if err := r.tune(inner, i, models[i]); err != nil {
 					errs[i] = err

@@ -104,7 +104,8 @@ func BenchmarkLayoutParallel(b *testing.B) {
 	}
 }
 
-// benchSteps runs b.N steps on each of workers steppers at once.
+// benchSteps runs b.N steps on each of workers steppers at once, each in
+// a goroutine locked to its thread, with a spare P, as Train does.
 func benchSteps(b *testing.B, spec popSpec, workers int) {
 	var ss []*stepper
 	for range workers {
@@ -119,12 +120,15 @@ func benchSteps(b *testing.B, spec popSpec, workers int) {
 		}
 		ss = append(ss, s)
 	}
+	defer runtime.ConcurrentRuns(workers)() // as Train runs its workers
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for _, s := range ss {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
 			for range b.N {
 				if err := s.step(); err != nil {
 					b.Error(err)
