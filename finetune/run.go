@@ -100,26 +100,16 @@ func Run(ctx context.Context, models []*onnx.Model, train, test *dataset.Set, cf
 	close(queue)
 	inner, cancel := context.WithCancel(ctx)
 	defer cancel()
-	workers := min(cfg.Workers, len(models))
-	defer runtime.ConcurrentRuns(workers)()
-	var wg sync.WaitGroup
 	errs := make([]error, len(models))
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			goruntime.LockOSThread()
-			defer goruntime.UnlockOSThread()
-			for i := range queue {
-				if err := r.tune(inner, i, models[i]); err != nil {
-					errs[i] = err
-					cancel()
-					return
-				}
+	runtime.RunWorkers(min(cfg.Workers, len(models)), func(int) {
+		for i := range queue {
+			if err := r.tune(inner, i, models[i]); err != nil {
+				errs[i] = err
+				cancel()
+				return
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return nil, &ModelError{i, err}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	goruntime "runtime"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/hyperrep/hyperrep/dataset"
@@ -104,8 +103,8 @@ func BenchmarkLayoutParallel(b *testing.B) {
 	}
 }
 
-// benchSteps runs b.N steps on each of workers steppers at once, each in
-// a goroutine locked to its thread, with a spare P, as Train does.
+// benchSteps runs b.N steps on each of workers steppers at once, as Train
+// runs its workers.
 func benchSteps(b *testing.B, spec popSpec, workers int) {
 	var ss []*stepper
 	for range workers {
@@ -120,24 +119,15 @@ func benchSteps(b *testing.B, spec popSpec, workers int) {
 		}
 		ss = append(ss, s)
 	}
-	defer runtime.ConcurrentRuns(workers)() // as Train runs its workers
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for _, s := range ss {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			goruntime.LockOSThread()
-			defer goruntime.UnlockOSThread()
-			for range b.N {
-				if err := s.step(); err != nil {
-					b.Error(err)
-					return
-				}
+	runtime.RunWorkers(workers, func(w int) { // as Train runs its workers
+		for range b.N {
+			if err := ss[w].step(); err != nil {
+				b.Error(err)
+				return
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	b.ReportMetric(float64(workers*b.N*spec.models*spec.batch)/b.Elapsed().Seconds(), "model-samples/s")
 }
 

@@ -373,28 +373,19 @@ func (r *run) trainAll(ctx context.Context) error {
 	inner, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Each worker keeps to one thread and Go keeps a P spare (see
-	// runtime.ConcurrentRuns): 10 % on the bench job, with the same results.
-	defer runtime.ConcurrentRuns(r.job.Workers)()
-	var wg sync.WaitGroup
+	// runtime.RunWorkers): 10 % on the bench job, with the same results.
 	errs := make([]error, r.job.Workers)
-	for w := range r.job.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			goruntime.LockOSThread()
-			defer goruntime.UnlockOSThread()
-			wk := &worker{run: r, sessions: map[popSpec]*session{}}
-			defer wk.close()
-			for c := range queue {
-				if err := wk.train(inner, c); err != nil {
-					errs[w] = err
-					cancel()
-					return
-				}
+	runtime.RunWorkers(r.job.Workers, func(w int) {
+		wk := &worker{run: r, sessions: map[popSpec]*session{}}
+		defer wk.close()
+		for c := range queue {
+			if err := wk.train(inner, c); err != nil {
+				errs[w] = err
+				cancel()
+				return
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
